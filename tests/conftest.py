@@ -1,0 +1,24 @@
+"""Suite-wide fixtures and collection rules."""
+
+from __future__ import annotations
+
+import copyreg
+from collections.abc import Iterator
+
+import pytest
+
+# Typing tests are source code checked by mypy (tests/test_static.py), never executed.
+collect_ignore = ["typing"]
+
+
+@pytest.fixture(autouse=True)
+def _no_global_pickle_registration() -> Iterator[None]:
+    """Library code must never change process-global pickling state (e.g. tblib's install())."""
+    before = dict(copyreg.dispatch_table)
+    yield
+    after = dict(copyreg.dispatch_table)
+    if after != before:
+        copyreg.dispatch_table.clear()
+        copyreg.dispatch_table.update(before)
+        added = sorted(repr(k) for k in after.keys() - before.keys())
+        pytest.fail(f"copyreg.dispatch_table was changed during the test: added {added}")
