@@ -1,0 +1,780 @@
+"""Tests for the lazy, bounded, chunked map (futurekit._map.iter_map)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import gc
+import itertools
+import multiprocessing
+import signal
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Generator, Iterable, Iterator
+from typing import Any
+
+import pytest
+from map_helpers import CountingInput, ItemError, Recorder, add, fail_on_7, inc, run_chunk, spin
+
+import futurekit as fk
+from futurekit import _map
+from futurekit._map import iter_map
+
+WAIT = 10.0
+W = 2  # workers in every pool here
+WIN = _map.WINDOW_PER_WORKER * W  # chunks in flight with the default window
+
+SubmitChunk = Callable[[Callable[..., Any], list[tuple[Any, ...]]], "cf.Future[list[tuple[bool, Any]]]"]
+
+
+@pytest.fixture(scope="module")
+def process_pool() -> Iterator[cf.ProcessPoolExecutor]:
+    with cf.ProcessPoolExecutor(W, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+@pytest.fixture
+def thread_pool() -> Iterator[cf.ThreadPoolExecutor]:
+    with cf.ThreadPoolExecutor(W) as pool:
+        yield pool
+
+
+@pytest.fixture(params=["thread", "process"])
+def pool(request: pytest.FixtureRequest) -> cf.Executor:
+    """Each behaviour runs over a thread pool and over a process pool."""
+    name = "thread_pool" if request.param == "thread" else "process_pool"
+    executor: cf.Executor = request.getfixturevalue(name)
+    return executor
+
+
+@pytest.fixture(params=[False, True], ids=["pairs", "compact"])
+def compact(request: pytest.FixtureRequest) -> bool:
+    """Both chunk protocols: per-item (ok, value) pairs, and compact (values, error)."""
+    value: bool = request.param
+    return value
+
+
+def run(
+    submit: SubmitChunk,
+    fn: Callable[..., Any],
+    *iterables: Iterable[Any],
+    timeout: float | None = WAIT,
+    chunksize: int | None = None,
+    buffersize: int | None = None,
+    ordered: bool = True,
+    workers: int = W,
+    auto_chunk: bool = True,
+) -> Iterator[Any]:
+    return iter_map(
+        submit,
+        fn,
+        tuple(iterables),
+        timeout=timeout,
+        chunksize=chunksize,
+        buffersize=buffersize,
+        ordered=ordered,
+        workers=workers,
+        auto_chunk=auto_chunk,
+        compact=getattr(submit, "compact", False),
+    )
+
+
+class Gate:
+    """fn for thread pools: records each item that starts, blocks until opened."""
+
+    def __init__(self, free: Iterable[int] = ()) -> None:
+        self.opened = threading.Event()
+        self.started: list[int] = []
+        self.free = set(free)
+        self.lock = threading.Lock()
+        self.cond = threading.Condition(self.lock)
+
+    def __call__(self, x: int) -> int:
+        with self.cond:
+            self.started.append(x)
+            self.cond.notify_all()
+        if x not in self.free:
+            assert self.opened.wait(WAIT)
+        return x
+
+    def wait_started(self, count: int) -> None:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.started) >= count, WAIT)
+
+
+# --- order, shapes, empty input ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunksize", [None, 1, 7])
+@pytest.mark.parametrize("auto_chunk", [True, False])
+def test_results_in_input_order(compact: bool, pool: cf.Executor, chunksize: int | None, auto_chunk: bool) -> None:
+    rec = Recorder(pool, compact)
+    assert list(run(rec, inc, range(300), chunksize=chunksize, auto_chunk=auto_chunk)) == list(range(1, 301))
+    assert sum(rec.sizes) == 300
+
+
+def test_empty_input_submits_nothing(compact: bool, pool: cf.Executor) -> None:
+    rec = Recorder(pool, compact)
+    assert list(run(rec, inc, [])) == []
+    assert list(run(rec, inc, [], ordered=False)) == []
+    assert list(run(rec, add, [], range(10), buffersize=3)) == []
+    assert rec.sizes == []
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_multiple_iterables_stop_at_shortest(compact: bool, pool: cf.Executor, ordered: bool) -> None:
+    rec = Recorder(pool, compact)
+    out = list(run(rec, add, range(10), range(100, 105), ordered=ordered))
+    assert sorted(out) == [100, 102, 104, 106, 108]
+    if ordered:
+        assert out == [100, 102, 104, 106, 108]
+    # an infinite second iterable is fine: zip stops at the shortest
+    assert list(run(rec, add, range(3), itertools.count(10), chunksize=2)) == [10, 12, 14]
+
+
+def test_arguments_validated_at_call_time(thread_pool: cf.ThreadPoolExecutor) -> None:
+    rec = Recorder(thread_pool)
+    for kwargs in ({"chunksize": 0}, {"buffersize": 0}, {"chunksize": -1}, {"chunksize": 5, "buffersize": 4}):
+        with pytest.raises(ValueError):
+            run(rec, inc, range(10), **kwargs)  # type: ignore[arg-type]
+    assert rec.sizes == []
+
+
+# --- laziness and bounds -----------------------------------------------------------------------
+
+
+def test_eager_start_runs_first_window_before_consumption(thread_pool: cf.ThreadPoolExecutor) -> None:
+    gate = Gate()
+    source = CountingInput(range(100))
+    it = run(Recorder(thread_pool), gate, source, buffersize=5, auto_chunk=False)
+    gate.wait_started(W)  # the workers started without anyone calling next()
+    assert source.pulled == 5
+    gate.opened.set()
+    assert list(it) == list(range(100))
+
+
+@pytest.mark.parametrize(
+    ("chunksize", "auto_chunk", "bound"),
+    [
+        (1, False, (WIN + 1) * 1),
+        (10, False, (WIN + 1) * 10),
+        (None, False, (WIN + 1) * _map.LOCAL_MAX_CHUNK),
+        (None, True, (WIN + 1) * _map.MAX_AUTO_CHUNK),
+    ],
+)
+def test_default_window_is_bounded_on_infinite_input(compact: bool, 
+    thread_pool: cf.ThreadPoolExecutor, chunksize: int | None, auto_chunk: bool, bound: int
+) -> None:
+    source = CountingInput(itertools.count())
+    it = run(Recorder(thread_pool, compact), inc, source, chunksize=chunksize, auto_chunk=auto_chunk)
+    ahead = []
+    for consumed, value in enumerate(itertools.islice(it, 3000), start=1):
+        assert value == consumed
+        ahead.append(source.pulled - consumed)
+    assert max(ahead) <= bound
+    if chunksize is not None:
+        assert max(ahead) >= WIN * chunksize  # the window is actually used
+    pulled = source.pulled
+    del it
+    assert source.pulled == pulled
+
+
+def test_default_window_bounded_on_infinite_input_processes(process_pool: cf.ProcessPoolExecutor) -> None:
+    source = CountingInput(itertools.count())
+    it = run(Recorder(process_pool), inc, source)
+    for consumed, value in enumerate(itertools.islice(it, 20000), start=1):
+        assert value == consumed
+        assert source.pulled - consumed <= (WIN + 1) * _map.MAX_AUTO_CHUNK
+
+
+@pytest.mark.parametrize(
+    ("buffersize", "chunksize", "auto_chunk"),
+    [(1, None, False), (7, None, False), (7, 3, False), (9, 3, False), (64, None, True), (5, 5, True)],
+)
+@pytest.mark.parametrize("ordered", [True, False])
+def test_explicit_buffersize_caps_read_ahead_exactly(compact: bool, 
+    thread_pool: cf.ThreadPoolExecutor, buffersize: int, chunksize: int | None, auto_chunk: bool, ordered: bool
+) -> None:
+    source = CountingInput(itertools.count())
+    rec = Recorder(thread_pool, compact)
+    it = run(rec, inc, source, buffersize=buffersize, chunksize=chunksize, auto_chunk=auto_chunk, ordered=ordered)
+    ahead = [source.pulled]
+    seen = []
+    for consumed, value in enumerate(itertools.islice(it, 2000), start=1):
+        seen.append(value)
+        ahead.append(source.pulled - consumed)
+    assert max(ahead) <= buffersize
+    step = chunksize or 1
+    if chunksize is None:
+        cap = _map.MAX_AUTO_CHUNK if auto_chunk else _map.LOCAL_MAX_CHUNK
+        step = max(1, min(cap, buffersize // WIN))
+        assert max(rec.sizes) <= step
+    assert max(ahead) > buffersize - step  # the cap is reached up to one chunk's granularity
+    if buffersize % step == 0:
+        assert max(ahead) == buffersize
+    if ordered:
+        assert seen == list(range(1, 2001))
+    else:
+        assert len(set(seen)) == 2000
+
+
+# --- chunk sizes -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_explicit_chunksize_is_honoured_exactly(compact: bool, pool: cf.Executor, ordered: bool) -> None:
+    rec = Recorder(pool, compact)
+    assert sorted(run(rec, inc, range(23), chunksize=5, ordered=ordered)) == list(range(1, 24))
+    assert rec.sizes == [5, 5, 5, 5, 3]
+    rec = Recorder(pool, compact)
+    assert list(run(rec, inc, range(10), chunksize=1, buffersize=4)) == list(range(1, 11))
+    assert rec.sizes == [1] * 10
+
+
+def test_thread_default_batches_quick_items_a_little(thread_pool: cf.ThreadPoolExecutor) -> None:
+    rec = Recorder(thread_pool)
+    assert list(run(rec, inc, range(3000), auto_chunk=False)) == list(range(1, 3001))
+    assert rec.sizes[0] == 1
+    assert max(rec.sizes) <= _map.LOCAL_MAX_CHUNK
+
+
+def test_thread_default_keeps_slow_items_alone(thread_pool: cf.ThreadPoolExecutor) -> None:
+    rec = Recorder(thread_pool)
+    # 2 ms of CPU each: a chunk of n items takes >= 2n ms, over the 1 ms target, so no batching
+    assert list(run(rec, spin, [0.002] * 30, auto_chunk=False)) == [0.002] * 30
+    assert rec.sizes == [1] * 30
+
+
+class FakeClock:
+    """Replaces _map.monotonic: every reading advances by ``step`` seconds."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 1000.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def inline_submit(fn: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
+    """Runs the chunk at once in the calling thread (compact protocol)."""
+    fut: cf.Future[Any] = cf.Future()
+    fut.set_result(_map.run_chunk(fn, chunk))
+    return fut
+
+
+setattr(inline_submit, "compact", True)
+
+
+@pytest.mark.parametrize(
+    ("auto_chunk", "cap"), [(True, _map.MAX_AUTO_CHUNK), (False, _map.LOCAL_MAX_CHUNK)]
+)
+def test_auto_chunk_sizes_follow_measured_latency(monkeypatch: pytest.MonkeyPatch, auto_chunk: bool, cap: int) -> None:
+    sizes: list[int] = []
+
+    def submit(fn: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
+        sizes.append(len(chunk))
+        return inline_submit(fn, chunk)
+
+    setattr(submit, "compact", True)
+    # quick: every chunk takes 1 us however big -> geometric growth by MAX_GROWTH up to the cap
+    monkeypatch.setattr(_map, "monotonic", FakeClock(1e-6))
+    n = 200_000
+    assert sum(run(submit, inc, range(n), auto_chunk=auto_chunk)) == n * (n + 1) // 2
+    levels = [1]
+    while levels[-1] < cap:
+        levels.append(min(cap, levels[-1] * _map.MAX_GROWTH))
+    window = WIN  # the first window is submitted before anything was measured; then one level per window
+    expected = [size for size in levels[:-1] for _ in range(window)]
+    assert sizes[: len(expected)] == expected
+    body = sizes[len(expected) :]
+    full = 0
+    while full < len(body) and body[full] == cap:
+        full += 1
+    tail = body[full:]
+    assert len(tail) <= 1  # only the last chunk may be short
+    # slow: every chunk takes 1 s -> one item per chunk
+    sizes.clear()
+    monkeypatch.setattr(_map, "monotonic", FakeClock(1.0))
+    assert list(run(submit, inc, range(50), auto_chunk=auto_chunk, timeout=None)) == list(range(1, 51))
+    assert sizes == [1] * 50
+
+
+def test_auto_chunks_start_small_and_grow(compact: bool, process_pool: cf.ProcessPoolExecutor) -> None:
+    rec = Recorder(process_pool, compact)
+    n = 60000
+    assert sum(run(rec, inc, range(n))) == n * (n + 1) // 2
+    assert rec.sizes[0] == 1
+    assert max(rec.sizes) >= 16  # (exact growth is pinned with a fake clock below; this is a real pool)
+    assert max(rec.sizes) <= _map.MAX_AUTO_CHUNK
+    assert len(rec.sizes) < 100  # far fewer tasks than items
+    # growth is geometric and bounded per completed chunk
+    for earlier, later in zip(rec.sizes, rec.sizes[1:]):
+        assert later <= max(rec.sizes[: rec.sizes.index(earlier) + 1]) * _map.MAX_GROWTH
+
+
+def test_auto_default_bound_is_reached_and_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_map, "monotonic", FakeClock(1e-6))  # quick items: chunks grow to the cap
+    monkeypatch.setattr(_map, "MAX_AUTO_CHUNK", 64)
+    source = CountingInput(itertools.count())
+    it = run(inline_submit, inc, source)
+    ahead = []
+    for consumed, value in enumerate(itertools.islice(it, 5000), start=1):
+        assert value == consumed
+        ahead.append(source.pulled - consumed)
+    assert WIN * 64 <= max(ahead) <= (WIN + 1) * 64
+
+
+def test_auto_chunks_stay_small_for_slow_items(process_pool: cf.ProcessPoolExecutor) -> None:
+    rec = Recorder(process_pool)
+    assert list(run(rec, spin, [0.005] * 40)) == [0.005] * 40
+    # a chunk of n items takes >= 5n ms, so n * TARGET / latency <= TARGET / 5 ms items
+    assert max(rec.sizes) <= max(1, int(_map.TARGET_CHUNK_SECONDS / 0.005))
+
+
+def test_auto_chunks_respect_explicit_buffersize(process_pool: cf.ProcessPoolExecutor) -> None:
+    rec = Recorder(process_pool)
+    source = CountingInput(range(5000))
+    for consumed, _ in enumerate(run(rec, inc, source, buffersize=100), start=1):
+        assert source.pulled - consumed <= 100
+    assert max(rec.sizes) <= 100 // WIN
+
+
+# --- ordered=False -----------------------------------------------------------------------------
+
+
+def test_unordered_yields_as_completed(thread_pool: cf.ThreadPoolExecutor) -> None:
+    gate = Gate(free=range(1, 10))  # item 0 blocks, the rest run freely
+    it = run(Recorder(thread_pool), gate, range(10), ordered=False, chunksize=1, auto_chunk=False)
+    first = [next(it) for _ in range(9)]
+    assert sorted(first) == list(range(1, 10))
+    gate.opened.set()
+    assert list(it) == [0]
+
+
+def test_ordered_waits_for_the_head(thread_pool: cf.ThreadPoolExecutor) -> None:
+    gate = Gate(free=range(1, 4))
+    it = run(Recorder(thread_pool), gate, range(4), chunksize=1, auto_chunk=False, timeout=None)
+    gate.wait_started(4)  # all started; 1..3 are done, 0 blocks
+    done = threading.Event()
+    got: list[int] = []
+
+    def consume() -> None:
+        got.extend(it)
+        done.set()
+
+    t = threading.Thread(target=consume)
+    t.start()
+    assert not done.wait(0.05)  # nothing may be yielded before item 0
+    assert got == []
+    gate.opened.set()
+    assert done.wait(WAIT)
+    t.join(WAIT)
+    assert got == [0, 1, 2, 3]
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunksize", [None, 1, 3, 50])
+@pytest.mark.parametrize("buffersize", [None, 6])
+def test_error_raised_at_its_item_after_earlier_results(compact: bool, 
+    pool: cf.Executor, chunksize: int | None, buffersize: int | None
+) -> None:
+    if chunksize is not None and buffersize is not None and chunksize > buffersize:
+        chunksize = buffersize
+    it = run(Recorder(pool, compact), fail_on_7, range(100), chunksize=chunksize, buffersize=buffersize)
+    got = []
+    with pytest.raises(ItemError, match="item 7") as info:
+        for value in it:
+            got.append(value)
+    assert got == list(range(7))
+    assert list(it) == []  # the iteration is over
+    if isinstance(pool, cf.ThreadPoolExecutor):  # the worker's frame is in the traceback
+        assert any(tb.name == "fail_on" for tb in _frames(info.value.__traceback__))
+
+
+def _frames(tb: Any) -> list[Any]:
+    import traceback
+
+    return list(traceback.extract_tb(tb))
+
+
+def test_unordered_error_raised_in_completion_order(compact: bool, thread_pool: cf.ThreadPoolExecutor) -> None:
+    it = run(Recorder(thread_pool, compact), fail_on_7, range(8), ordered=False, auto_chunk=False, buffersize=8)
+    got = []
+    with pytest.raises(ItemError):
+        for value in it:
+            got.append(value)
+    assert set(got) <= set(range(7))
+
+
+def test_error_cancels_the_rest(thread_pool: cf.ThreadPoolExecutor) -> None:
+    gate = Gate(free=[0])
+    rec = Recorder(thread_pool)
+
+    def fn(x: int) -> int:
+        if x == 1:
+            raise ItemError("one")
+        return gate(x)
+
+    it = run(rec, fn, range(20), buffersize=10, chunksize=1, auto_chunk=False)
+    assert next(it) == 0
+    with pytest.raises(ItemError):
+        next(it)
+    gate.opened.set()
+    cf.wait(rec.futures, WAIT)
+    assert sum(f.cancelled() for f in rec.futures) >= 10 - 2 - W
+    assert len(gate.started) <= 2 + W + 1
+
+
+def test_chunk_future_failure_fails_its_items(thread_pool: cf.ThreadPoolExecutor) -> None:
+    calls = 0
+
+    def submit(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> cf.Future[list[tuple[bool, Any]]]:
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # the third chunk's task "crashes"
+            fut: cf.Future[list[tuple[bool, Any]]] = cf.Future()
+            fut.set_exception(cf.process.BrokenProcessPool("worker died"))
+            return fut
+        return thread_pool.submit(run_chunk, fn, chunk)
+
+    got = []
+    with pytest.raises(cf.process.BrokenProcessPool):
+        for value in run(submit, inc, range(20), chunksize=2):
+            got.append(value)
+    assert got == [1, 2, 3, 4]
+
+
+def test_cancelled_chunk_raises_cancelled_error(thread_pool: cf.ThreadPoolExecutor) -> None:
+    gate = Gate()
+    rec = Recorder(thread_pool)
+    it = run(rec, gate, range(10), buffersize=6, chunksize=1, auto_chunk=False)
+    gate.wait_started(W)
+    assert rec.futures[3].cancel()
+    gate.opened.set()
+    assert [next(it) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(cf.CancelledError):
+        next(it)
+
+
+def test_submit_error_first_chunk_raises_from_map(thread_pool: cf.ThreadPoolExecutor) -> None:
+    thread_pool.shutdown()
+    with pytest.raises(RuntimeError):
+        run(Recorder(thread_pool), inc, range(10))
+
+
+def test_submit_error_later_chunk_raises_in_order(thread_pool: cf.ThreadPoolExecutor) -> None:
+    calls = 0
+
+    def submit(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> cf.Future[list[tuple[bool, Any]]]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise TypeError("cannot pickle")
+        return thread_pool.submit(run_chunk, fn, chunk)
+
+    it = run(submit, inc, range(10), chunksize=3)
+    assert [next(it) for _ in range(3)] == [1, 2, 3]
+    with pytest.raises(TypeError, match="cannot pickle"):
+        next(it)
+    assert calls == 2
+
+
+def failing_input(n: int, exc: BaseException) -> Generator[int, None, None]:
+    yield from range(n)
+    raise exc
+
+
+@pytest.mark.parametrize("chunksize", [None, 1, 3])
+@pytest.mark.parametrize("ordered", [True, False])
+def test_input_error_raised_after_earlier_results(compact: bool, pool: cf.Executor, chunksize: int | None, ordered: bool) -> None:
+    rec = Recorder(pool, compact)
+    it = run(rec, inc, failing_input(5, LookupError("input broke")), chunksize=chunksize, ordered=ordered)
+    got = []
+    with pytest.raises(LookupError, match="input broke"):
+        for value in it:
+            got.append(value)
+    assert sorted(got) == [1, 2, 3, 4, 5]  # every item read before the error was run and yielded
+    assert sum(rec.sizes) == 5
+
+
+def test_input_error_at_first_item_is_raised_on_next(thread_pool: cf.ThreadPoolExecutor) -> None:
+    rec = Recorder(thread_pool)
+    it = run(rec, inc, failing_input(0, LookupError("empty")))
+    with pytest.raises(LookupError):
+        next(it)
+    assert rec.sizes == []
+
+
+# --- timeout -----------------------------------------------------------------------------------
+
+
+def test_timeout_from_the_call_raises_timeout_error(thread_pool: cf.ThreadPoolExecutor) -> None:
+    gate = Gate(free=[0])
+    rec = Recorder(thread_pool)
+    start = time.monotonic()
+    it = run(rec, gate, range(10), timeout=0.3, chunksize=1, auto_chunk=False)
+    assert next(it) == 0
+    with pytest.raises(TimeoutError):
+        next(it)
+    elapsed = time.monotonic() - start
+    assert 0.3 <= elapsed < 0.3 + WAIT
+    assert issubclass(cf.TimeoutError, TimeoutError)
+    assert list(it) == []  # over, and the rest was cancelled
+    gate.opened.set()
+    cf.wait(rec.futures, WAIT)
+    assert any(f.cancelled() for f in rec.futures)
+
+
+def test_timeout_does_not_fire_on_ready_results(thread_pool: cf.ThreadPoolExecutor) -> None:
+    rec = Recorder(thread_pool)
+    it = run(rec, inc, range(5), timeout=0.0, buffersize=5, auto_chunk=False)
+    assert not cf.wait(rec.futures, WAIT).not_done
+    assert list(it) == [1, 2, 3, 4, 5]
+
+
+# --- close, break, del, KeyboardInterrupt ------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["close", "break", "del", "never-consumed-del"])
+def test_closing_early_cancels_pending(compact: bool, thread_pool: cf.ThreadPoolExecutor, how: str) -> None:
+    gate = Gate(free=[0])  # item 0 finishes, items 1 and 2 then block both workers
+    rec = Recorder(thread_pool, compact)
+    it = run(rec, gate, range(1000), buffersize=12, chunksize=1, auto_chunk=False)
+    gate.wait_started(W + 1)
+    start = time.monotonic()
+    if how == "close":
+        it.close()  # type: ignore[attr-defined]
+    elif how == "break":
+        for value in it:
+            assert value == 0
+            break
+        del it
+    elif how == "del":
+        assert next(it) == 0
+        del it
+    else:
+        del it
+    elapsed = time.monotonic() - start
+    assert elapsed < 2.0
+    gate.opened.set()
+    cf.wait(rec.futures, WAIT)
+    cancelled = sum(f.cancelled() for f in rec.futures)
+    assert sorted(gate.started) == [0, 1, 2]  # only the tasks already running ran
+    assert cancelled == len(rec.futures) - 3
+    assert len(rec.futures) == (13 if how in ("break", "del") else 12)
+
+
+def test_gated_pending_tasks_never_run_after_close(thread_pool: cf.ThreadPoolExecutor) -> None:
+    gate = Gate()
+    rec = Recorder(thread_pool)
+    it = run(rec, gate, range(100), buffersize=20, chunksize=1, auto_chunk=False)
+    gate.wait_started(W)
+    it.close()  # type: ignore[attr-defined]
+    gate.opened.set()
+    thread_pool.shutdown(wait=True)
+    assert sorted(gate.started) == [0, 1]
+    assert sum(f.cancelled() for f in rec.futures) == 18
+
+
+class InterruptingInput:
+    """Input that raises KeyboardInterrupt when item ``at`` is pulled."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+        self.pulled = 0
+
+    def __iter__(self) -> Iterator[int]:
+        return self
+
+    def __next__(self) -> int:
+        if self.pulled == self.at:
+            raise KeyboardInterrupt
+        self.pulled += 1
+        return self.pulled - 1
+
+
+def test_keyboard_interrupt_from_input_cancels_and_returns(compact: bool, thread_pool: cf.ThreadPoolExecutor) -> None:
+    gate = Gate(free=[0, 1, 2])  # 3 and 4 then block both workers
+    rec = Recorder(thread_pool, compact)
+    it = run(rec, gate, InterruptingInput(8), buffersize=6, chunksize=1, auto_chunk=False)
+    gate.wait_started(W + 3)
+    start = time.monotonic()
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        for value in it:  # refilling after item 2 pulls item 8, which interrupts
+            got.append(value)
+    assert time.monotonic() - start < 2.0
+    assert got == [0, 1]
+    gate.opened.set()
+    cf.wait(rec.futures, WAIT)
+    assert len(rec.futures) == 8
+    assert sorted(gate.started) == [0, 1, 2, 3, 4]
+    assert sum(f.cancelled() for f in rec.futures) == 3
+    assert list(it) == []
+
+
+def test_ctrl_c_while_waiting_cancels_and_returns(thread_pool: cf.ThreadPoolExecutor) -> None:
+    """A real SIGINT delivered while the consumer waits for a result."""
+    gate = Gate()
+    rec = Recorder(thread_pool)
+    it = run(rec, gate, range(100), buffersize=10, chunksize=1, auto_chunk=False, timeout=None)
+    gate.wait_started(W)
+    main = threading.main_thread().ident
+    assert main == threading.get_ident()
+    sent = threading.Event()
+    sent_at: list[float] = []
+
+    def interrupt() -> None:
+        # wait (bounded) until the main thread is blocked inside the map's wait, then press Ctrl-C
+        for _ in range(1000):
+            frame = sys._current_frames().get(main)
+            names = set()
+            while frame is not None:
+                names.add(frame.f_code.co_name)
+                frame = frame.f_back
+            if "_wait" in names and "wait" in names:
+                sent_at.append(time.monotonic())
+                signal.pthread_kill(main, signal.SIGINT)
+                sent.set()
+                return
+            if sent.wait(0.01):
+                return
+
+    t = threading.Thread(target=interrupt)
+    t.start()
+    with pytest.raises(KeyboardInterrupt):
+        next(it)
+    returned_at = time.monotonic()
+    t.join(WAIT)
+    assert sent.is_set()
+    assert returned_at - sent_at[0] < 2.0  # cancelled and returned within 2 s of Ctrl-C
+    gate.opened.set()
+    cf.wait(rec.futures, WAIT)
+    assert sum(f.cancelled() for f in rec.futures) == 10 - W
+    assert sorted(gate.started) == [0, 1]
+
+
+def test_keyboard_interrupt_during_map_call(thread_pool: cf.ThreadPoolExecutor) -> None:
+    gate = Gate()
+    rec = Recorder(thread_pool)
+    with pytest.raises(KeyboardInterrupt):
+        run(rec, gate, InterruptingInput(5), buffersize=10, chunksize=1, auto_chunk=False)
+    gate.opened.set()
+    cf.wait(rec.futures, WAIT)
+    assert len(rec.futures) == 5
+    assert sum(f.cancelled() for f in rec.futures) + len(gate.started) == 5
+
+
+def test_keyboard_interrupt_in_consumer_cancels_pending(thread_pool: cf.ThreadPoolExecutor) -> None:
+    gate = Gate(free=[0])
+    rec = Recorder(thread_pool)
+
+    def consume() -> None:
+        for value in run(rec, gate, range(100), buffersize=10, chunksize=1, auto_chunk=False):
+            assert value == 0
+            raise KeyboardInterrupt  # e.g. Ctrl-C while handling a result
+
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        consume()
+    assert time.monotonic() - start < 2.0
+    gate.opened.set()
+    cf.wait(rec.futures, WAIT)
+    assert sum(f.cancelled() for f in rec.futures) >= 10 - W - 1
+
+
+# --- hygiene -----------------------------------------------------------------------------------
+
+
+def test_dropped_iterator_is_freed_without_gc(thread_pool: cf.ThreadPoolExecutor) -> None:
+    gate = Gate()
+    it = run(Recorder(thread_pool), gate, range(100), buffersize=8, auto_chunk=False)
+    ref = weakref.ref(it)
+    gc.disable()
+    try:
+        del it
+        assert ref() is None  # chunk callbacks do not keep the iterator alive
+    finally:
+        gc.enable()
+        gate.opened.set()
+
+
+def test_scale_processes_ordered_and_unordered(compact: bool, process_pool: cf.ProcessPoolExecutor) -> None:
+    n = 100_000
+    assert sum(run(Recorder(process_pool, compact), inc, iter(range(n)))) == n * (n + 1) // 2
+    assert sum(run(Recorder(process_pool, compact), inc, iter(range(n)), ordered=False)) == n * (n + 1) // 2
+
+
+# --- through futurekit's executors -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["threads", "processes"])
+def fk_executor(request: pytest.FixtureRequest) -> Iterator[fk.Executor]:
+    """The real thing: Executor.map wired to iter_map."""
+    ex = fk.threads(W) if request.param == "threads" else fk.processes(W)
+    with ex:
+        yield ex
+
+
+def test_fk_map_order_shapes_and_empty(fk_executor: fk.Executor) -> None:
+    assert list(fk_executor.map(inc, iter(range(500)))) == list(range(1, 501))
+    assert list(fk_executor.map(add, range(10), range(100, 105))) == [100, 102, 104, 106, 108]
+    assert list(fk_executor.map(inc, [])) == []
+    assert sorted(fk_executor.map(inc, range(300), ordered=False)) == list(range(1, 301))
+    assert list(fk_executor.map(inc, range(23), chunksize=5)) == list(range(1, 24))
+
+
+@pytest.mark.parametrize("chunksize", [None, 1, 4])
+def test_fk_map_error_at_its_item_with_worker_frames(fk_executor: fk.Executor, chunksize: int | None) -> None:
+    got = []
+    with pytest.raises(ItemError, match="item 7") as info:
+        for value in fk_executor.map(fail_on_7, range(50), chunksize=chunksize):
+            got.append(value)
+    assert got == list(range(7))
+    assert any(frame.name == "fail_on" for frame in _frames(info.value.__traceback__))
+
+
+def test_fk_map_is_lazy_on_infinite_input(fk_executor: fk.Executor) -> None:
+    source = CountingInput(itertools.count())
+    it = fk_executor.map(inc, source)
+    local = fk_executor.inner.__class__ is cf.ThreadPoolExecutor
+    bound = (WIN + 1) * _map.LOCAL_MAX_CHUNK if local else (WIN + 1) * _map.MAX_AUTO_CHUNK
+    for consumed, value in enumerate(itertools.islice(it, 5000), start=1):
+        assert value == consumed
+        assert source.pulled - consumed <= bound
+    it.close()  # type: ignore[attr-defined]
+
+
+def test_fk_map_explicit_buffersize_is_exact(fk_executor: fk.Executor) -> None:
+    source = CountingInput(itertools.count())
+    it = fk_executor.map(inc, source, buffersize=9, chunksize=3)
+    ahead = [source.pulled]
+    for consumed, value in enumerate(itertools.islice(it, 300), start=1):
+        assert value == consumed
+        ahead.append(source.pulled - consumed)
+    assert max(ahead) == 9
+
+
+def test_fk_map_input_error_after_earlier_results(fk_executor: fk.Executor) -> None:
+    got = []
+    with pytest.raises(LookupError):
+        for value in fk_executor.map(inc, failing_input(6, LookupError("input broke")), chunksize=4):
+            got.append(value)
+    assert got == [1, 2, 3, 4, 5, 6]
+
+
+def test_fk_threads_map_close_cancels_pending() -> None:
+    gate = Gate()
+    with fk.threads(W) as ex:
+        it = ex.map(gate, range(100), buffersize=10, chunksize=1)
+        gate.wait_started(W)
+        start = time.monotonic()
+        it.close()  # type: ignore[attr-defined]
+        assert time.monotonic() - start < 2.0
+        gate.opened.set()
+    assert sorted(gate.started) == [0, 1]
