@@ -59,6 +59,12 @@ def _fixup_module_metadata() -> None:
         obj = globals()[name]
         if getattr(obj, "__module__", "").startswith("futurekit._"):
             obj.__module__ = "futurekit"
+            # Methods too, so doctest collects their examples under futurekit.<Class>.
+            if isinstance(obj, type):
+                for attr in vars(obj).values():
+                    func = getattr(attr, "__func__", getattr(attr, "fget", attr))
+                    if callable(func) and getattr(func, "__module__", "").startswith("futurekit._"):
+                        func.__module__ = "futurekit"
 
 
 _fixup_module_metadata()

@@ -1,9 +1,490 @@
-"""PLACEHOLDER - being written. The executor wrapper."""
+"""The executor wrapper: ``Executor``, ``threads()`` and ``processes()``.
+
+An ``Executor`` wraps any ``concurrent.futures.Executor``. For executors whose
+tasks run in the caller's process (threads) it forwards ``submit`` untouched and
+returns the inner future itself. For process-based executors ("remote" mode) it
+serialises each call in ``submit``'s own thread, runs it in the worker through
+a runner that never raises, and rebuilds the outcome in the parent: the
+original exception type with the worker's real frames, and a
+``WorkerCrashedError`` naming the task when a worker dies (see
+:mod:`futurekit._crash`).
+"""
+
 from __future__ import annotations
+
 import concurrent.futures
-from typing import Any
+import multiprocessing
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing.context import BaseContext
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
+
+from . import _crash, _remote, _worker
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _run_chunk_here(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> list[tuple[bool, Any]]:
+    """Run a chunk in the current process, catching each item's error."""
+    outcomes: list[tuple[bool, Any]] = []
+    append = outcomes.append
+    for args in chunk:
+        try:
+            append((True, fn(*args)))
+        except BaseException as exc:
+            append((False, exc))
+    return outcomes
+
+
+def _describe_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> str:
+    text = _remote.describe_call(fn, chunk[0] if chunk else (), {})
+    if len(chunk) > 1:
+        text += f" and {len(chunk) - 1} more items of one map() chunk"
+    return text
+
+
 class Executor(concurrent.futures.Executor):
-    pass
-def threads(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError
-processes = threads
+    """A drop-in ``concurrent.futures.Executor`` that never loses an error.
+
+    Wraps any executor. Everything the stdlib documents for ``Executor`` and
+    ``Future`` holds as for the wrapped executor (``with``, ``shutdown``,
+    ``cancel`` of a pending future, ``wait``/``as_completed``,
+    ``loop.run_in_executor``, ``asyncio.wrap_future``), and ``map`` is lazy and
+    bounded (see :meth:`map`).
+
+    In remote mode (process pools) a task's exception arrives as its original
+    type with the worker's real frames as its traceback, an exception that
+    cannot cross the boundary arrives as :class:`futurekit.RemoteError`, an
+    unpicklable function or argument raises :class:`futurekit.SerializationError`
+    from ``submit`` at once, and a worker that dies fails its task with
+    :class:`futurekit.WorkerCrashedError`. Pools made by :func:`processes` also
+    replace themselves after a crash: tasks that had not started run on the new
+    pool, tasks that were running on other workers (which the stdlib terminates
+    with the pool) fail with ``WorkerCrashedError`` saying they were interrupted;
+    they are not retried, because they may have had side effects.
+
+    Args:
+        inner: The executor to wrap.
+        remote: None picks remote mode for a ``ProcessPoolExecutor`` (or
+            subclass); True forces it (other process-based executors, e.g.
+            loky); False forwards calls untouched.
+
+    Raises:
+        TypeError: If ``inner`` has no ``submit`` method.
+
+    Example:
+        >>> from concurrent.futures import ThreadPoolExecutor
+        >>> import futurekit as fk
+        >>> with fk.Executor(ThreadPoolExecutor(max_workers=2)) as ex:
+        ...     ex.submit(pow, 2, 10).result(timeout=10)
+        1024
+
+    Concurrency:
+        Blocking: ``submit`` never blocks on the task; ``shutdown(wait=True)``
+            and ``map``'s iterator block as the stdlib's do.
+        Callbacks: Done-callbacks run in the thread that settles the future:
+            a worker thread, or the process pool's result thread.
+        Thread safety: Every method is safe to call from any thread.
+        Cancellation: A pending future can be cancelled (the task never
+            runs); a running one cannot (``cancel()`` returns False).
+    """
+
+    def __init__(self, inner: concurrent.futures.Executor, *, remote: bool | None = None) -> None:
+        if not callable(getattr(inner, "submit", None)):
+            raise TypeError(f"Executor() needs an executor with a submit() method, not {type(inner).__name__}")
+        self._inner = inner
+        self._remote = isinstance(inner, ProcessPoolExecutor) if remote is None else bool(remote)
+        self._supervisor: _crash.Supervisor | None = _crash.Supervisor(inner) if self._remote else None
+        self._closed = False
+        self._shutdown_lock = threading.Lock()
+        self._max_workers: int | None = getattr(inner, "_max_workers", None)
+        self._cancel_kw = _crash.accepts_cancel_futures(inner)
+
+    @property
+    def max_workers(self) -> int | None:
+        """The number of workers of the wrapped executor, or None if it does not say.
+
+        Example:
+            >>> import futurekit as fk
+            >>> with fk.threads(max_workers=3) as ex:
+            ...     ex.max_workers
+            3
+
+        Concurrency:
+            Blocking: Never blocks.
+            Callbacks: None.
+            Thread safety: Safe from any thread.
+            Cancellation: Not applicable.
+        """
+        return self._max_workers
+
+    @property
+    def remote(self) -> bool:
+        """Whether tasks cross a process boundary (remote tracebacks, crash attribution).
+
+        Example:
+            >>> import futurekit as fk
+            >>> with fk.threads(max_workers=1) as ex:
+            ...     ex.remote
+            False
+
+        Concurrency:
+            Blocking: Never blocks.
+            Callbacks: None.
+            Thread safety: Safe from any thread.
+            Cancellation: Not applicable.
+        """
+        return self._remote
+
+    @property
+    def inner(self) -> concurrent.futures.Executor:
+        """The wrapped executor (for pools made by ``processes()``, the current one).
+
+        Example:
+            >>> import futurekit as fk
+            >>> with fk.threads(max_workers=1) as ex:
+            ...     type(ex.inner).__name__
+            'ThreadPoolExecutor'
+
+        Concurrency:
+            Blocking: Never blocks.
+            Callbacks: None.
+            Thread safety: Safe from any thread; a process pool made by
+                ``processes()`` may be replaced after a crash.
+            Cancellation: Not applicable.
+        """
+        if self._supervisor is not None:
+            inner: concurrent.futures.Executor = self._supervisor.pool
+            return inner
+        return self._inner
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Schedule ``fn(*args, **kwargs)`` and return its future.
+
+        Args:
+            fn: The callable. In remote mode it must be picklable (defined at
+                module level), as must the arguments.
+            *args: Positional arguments for ``fn``.
+            **kwargs: Keyword arguments for ``fn``.
+
+        Returns:
+            A future of ``fn``'s result. In thread mode it is the inner
+            executor's own future.
+
+        Raises:
+            RuntimeError: If the executor was shut down.
+            futurekit.SerializationError: Remote mode, when ``fn`` or an
+                argument cannot be pickled (raised here, at once).
+            concurrent.futures.process.BrokenProcessPool: If the pool is
+                broken for good (for example its initializer raised).
+
+        Example:
+            >>> import futurekit as fk
+            >>> with fk.threads(max_workers=2) as ex:
+            ...     ex.submit(divmod, 17, 5).result(timeout=10)
+            (3, 2)
+
+        Concurrency:
+            Blocking: Never waits for the task; in remote mode it pickles the
+                call in the calling thread.
+            Callbacks: The future's done-callbacks run in the thread that
+                settles it: the worker thread, or the pool's result thread.
+            Thread safety: Safe from any thread, including from callbacks and
+                from inside the executor's own workers.
+            Cancellation: ``cancel()`` succeeds while the task is pending, and
+                then it never runs; it returns False once the task is running
+                (``running()`` is True) or done.
+        """
+        sup = self._supervisor
+        if sup is None:
+            return self._inner.submit(fn, *args, **kwargs)
+        if self._closed:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        payload = _remote.dump_call(fn, args, kwargs)
+        return sup.submit(
+            _worker.run_task, payload, _crash.decode_value, lambda: _remote.describe_call(fn, args, kwargs)
+        )
+
+    def _submit_chunk(self, fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> Future[list[tuple[bool, Any]]]:
+        """Submit one map() chunk as one task; outcomes are (True, value) or (False, exception)."""
+        sup = self._supervisor
+        if sup is None:
+            return self._inner.submit(_run_chunk_here, fn, chunk)
+        if self._closed:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        payload = _remote.dump_call(fn, tuple(chunk), {})
+        return sup.submit(_worker.run_chunk, payload, _crash.decode_chunk, lambda: _describe_chunk(fn, chunk))
+
+    def map(
+        self,
+        fn: Callable[..., T],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+        ordered: bool = True,
+    ) -> Iterator[T]:
+        """Lazily apply ``fn`` to the zipped ``iterables``, a bounded window at a time.
+
+        Like the stdlib's ``map`` (results in input order, an item's exception
+        raised when that item is reached, ``timeout`` measured from this call),
+        but it starts the first window of tasks at once and never reads more
+        than a bounded number of items ahead of the consumer, so it works on an
+        infinite generator in constant memory.
+
+        Args:
+            fn: The function; called as ``fn(*args)`` for each tuple of items.
+            *iterables: Argument iterables, zipped (stops at the shortest).
+            timeout: Seconds from this call after which ``__next__`` raises
+                :class:`TimeoutError`; None waits forever.
+            chunksize: Items per task; None picks sizes automatically for
+                process pools (growing toward ~20 ms per chunk) and one item per
+                task for threads. An explicit number is honoured exactly.
+            buffersize: At most this many items are read ahead of the
+                consumer; None means a window of two chunks per worker.
+            ordered: True yields in input order; False yields results as they
+                complete.
+
+        Returns:
+            An iterator over the results.
+
+        Raises:
+            ValueError: If ``chunksize`` or ``buffersize`` is below 1.
+            TypeError: If ``chunksize`` or ``buffersize`` is not an integer.
+            RuntimeError: If the executor was shut down.
+
+        Example:
+            >>> import futurekit as fk
+            >>> with fk.threads(max_workers=2) as ex:
+            ...     list(ex.map(pow, [2, 3, 4], [2, 2, 2]))
+            [4, 9, 16]
+
+        Concurrency:
+            Blocking: ``map`` itself returns after submitting the first window;
+                ``next()`` blocks until the next result is ready (or timeout).
+            Callbacks: None run user code; the window is refilled in the
+                consuming thread.
+            Thread safety: Safe to call from any thread; consume each iterator
+                from one thread at a time.
+            Cancellation: Closing the iterator (``close()``, ``break``, garbage
+                collection), an error reaching the consumer, a timeout or a
+                ``KeyboardInterrupt`` cancels every task not yet started.
+        """
+        checks: tuple[tuple[str, object], ...] = (("chunksize", chunksize), ("buffersize", buffersize))
+        for name, value in checks:
+            if value is not None:
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise TypeError(f"{name} must be an integer or None")
+                if value < 1:
+                    raise ValueError(f"{name} must be >= 1.")
+        if self._closed:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        from ._map import iter_map
+
+        workers = self._max_workers or os.cpu_count() or 1
+        return iter_map(
+            self._submit_chunk,
+            fn,
+            iterables,
+            timeout=timeout,
+            chunksize=chunksize,
+            buffersize=buffersize,
+            ordered=ordered,
+            workers=workers,
+            auto_chunk=self._remote,
+        )
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop accepting tasks and release the workers (idempotent).
+
+        Args:
+            wait: Wait until every pending and running task has finished and
+                the workers have exited.
+            cancel_futures: Cancel every task that has not started.
+
+        Example:
+            >>> import futurekit as fk
+            >>> ex = fk.threads(max_workers=1)
+            >>> ex.shutdown()
+            >>> ex.shutdown()  # idempotent
+
+        Concurrency:
+            Blocking: With ``wait=True``, blocks until the work is done
+                (including the replacement of a process pool that crashed just
+                before); otherwise returns at once.
+            Callbacks: Cancelled futures run their done-callbacks in this
+                thread.
+            Thread safety: Safe from any thread, any number of times.
+            Cancellation: ``cancel_futures=True`` cancels pending tasks; tasks
+                already running always complete.
+        """
+        with self._shutdown_lock:
+            self._closed = True
+        if self._supervisor is not None:
+            self._supervisor.shutdown(wait, cancel_futures)
+        elif cancel_futures and self._cancel_kw:
+            self._inner.shutdown(wait=wait, cancel_futures=True)
+        else:
+            self._inner.shutdown(wait=wait)
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
+    ) -> None:
+        self.shutdown(wait=True)
+
+    def __repr__(self) -> str:
+        state = "shut down" if self._closed else "running"
+        sup = self._supervisor
+        if sup is not None and sup.broken is not None:
+            state = "broken"
+        kind = "remote" if self._remote else "local"
+        return (
+            f"<futurekit.Executor {type(self.inner).__name__} {kind} "
+            f"max_workers={self._max_workers} {state}>"
+        )
+
+
+def threads(
+    max_workers: int | None = None,
+    thread_name_prefix: str = "",
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> Executor:
+    """A thread pool: an :class:`Executor` over ``concurrent.futures.ThreadPoolExecutor``.
+
+    ``submit`` returns the thread pool's own future (no added cost per task).
+
+    Args:
+        max_workers: Number of threads (the stdlib's default if None).
+        thread_name_prefix: Prefix of the worker threads' names.
+        initializer: Called in each worker thread when it starts.
+        initargs: Arguments for ``initializer``.
+
+    Returns:
+        The executor.
+
+    Raises:
+        ValueError: If ``max_workers`` is below 1.
+        TypeError: If ``initializer`` is not callable.
+
+    Example:
+        >>> import futurekit as fk
+        >>> with fk.threads(max_workers=4) as ex:
+        ...     sorted(ex.map(abs, [-3, 1, -2]))
+        [1, 2, 3]
+
+    Concurrency:
+        Blocking: Never blocks; threads start on demand.
+        Callbacks: Done-callbacks run in the worker thread that ran the task.
+        Thread safety: The executor is safe to use from any thread.
+        Cancellation: Pending tasks can be cancelled; running ones cannot.
+    """
+    return Executor(ThreadPoolExecutor(max_workers, thread_name_prefix, initializer, initargs))
+
+
+def _default_start_method() -> str:
+    # Not "fork": forking a parent that runs threads can deadlock the child (3.12
+    # warns about it), and forked workers inherit each other's copy of the parent's
+    # sentinel, so they never see the parent die. "forkserver" forks each worker
+    # from a small single-threaded server that holds none of the parent's state,
+    # and starts workers far faster than "spawn". No start method by itself stops
+    # workers from outliving a SIGKILLed parent (measured on 3.11: the stdlib's
+    # fork, forkserver and spawn pools all leak them), so every worker also runs
+    # a thread that exits it when its parent dies (futurekit._worker). Where
+    # forkserver is missing or unsafe (Windows, macOS), "spawn".
+    methods = multiprocessing.get_all_start_methods()
+    if sys.platform.startswith("linux") and "forkserver" in methods:
+        return "forkserver"
+    return "spawn"
+
+
+def processes(
+    max_workers: int | None = None,
+    mp_context: BaseContext | str | None = None,
+    initializer: Callable[..., object] | None = None,
+    initargs: tuple[Any, ...] = (),
+    max_tasks_per_child: int | None = None,
+) -> Executor:
+    """A process pool with remote tracebacks, crash attribution and self-repair.
+
+    Wraps ``concurrent.futures.ProcessPoolExecutor``. Calls are pickled in
+    ``submit``; errors come back as their original type with the worker's real
+    frames. When a worker dies (``os._exit``, a signal, a segfault) its task
+    fails with :class:`futurekit.WorkerCrashedError` naming the task and the
+    exit code or signal; tasks running on the other workers fail with
+    ``WorkerCrashedError`` too (the stdlib terminates them with the pool; they
+    are not retried since they may have had side effects); tasks that had not
+    started run on a fresh pool, which replaces the broken one by itself. If
+    ``initializer`` raises in a worker, the pool is broken for good: pending and
+    later tasks fail with ``BrokenProcessPool``.
+
+    Args:
+        max_workers: Number of worker processes (default: the CPUs usable).
+        mp_context: A multiprocessing context or a start method name
+            ("forkserver", "spawn", "fork"). Default: "forkserver" on Linux,
+            else "spawn" (never "fork": it leaks workers when the parent is
+            killed).
+        initializer: Called in each worker process when it starts; must be
+            picklable.
+        initargs: Arguments for ``initializer``.
+        max_tasks_per_child: Replace a worker after this many tasks.
+
+    Returns:
+        The executor.
+
+    Raises:
+        ValueError: If ``max_workers`` or ``max_tasks_per_child`` is below 1,
+            or ``mp_context`` names an unknown start method.
+        TypeError: If ``initializer`` is not callable.
+
+    Example:
+        >>> import futurekit as fk
+        >>> with fk.processes(max_workers=1) as ex:
+        ...     ex.submit(pow, 2, 8).result(timeout=60)
+        256
+
+    Concurrency:
+        Blocking: Never blocks; worker processes start on demand.
+        Callbacks: Done-callbacks run on the pool's result thread (or, after a
+            crash, on futurekit's short-lived recovery thread): keep them short.
+        Thread safety: The executor is safe to use from any thread.
+        Cancellation: Pending tasks can be cancelled; once a task was handed
+            to a worker (``running()`` is True) it cannot be.
+    """
+    if max_workers is None:
+        cpus = getattr(os, "process_cpu_count", os.cpu_count)() or 1
+        max_workers = min(cpus, 61) if sys.platform == "win32" else cpus
+    else:
+        requested: object = max_workers
+        if not isinstance(requested, int) or requested <= 0:
+            raise ValueError("max_workers must be greater than 0")
+    if initializer is not None and not callable(initializer):
+        raise TypeError("initializer must be a callable")
+    if mp_context is None:
+        mp_context = _default_start_method()
+    ctx: Any = multiprocessing.get_context(mp_context) if isinstance(mp_context, str) else mp_context
+    workers: int = max_workers
+
+    def factory() -> tuple[ProcessPoolExecutor, _crash.Table]:
+        table = _crash.Table(ctx, workers)
+        pool = ProcessPoolExecutor(
+            workers,
+            ctx,
+            initializer=_worker.init_worker,
+            initargs=table.initargs(initializer, initargs),
+            max_tasks_per_child=max_tasks_per_child,
+        )
+        return pool, table
+
+    pool, table = factory()
+    ex = Executor(pool, remote=True)
+    ex._supervisor = _crash.Supervisor(pool, factory=factory, table=table)
+    return ex

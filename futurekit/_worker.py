@@ -1,0 +1,187 @@
+"""Child-side task runners for process pools, and the bookkeeping that attributes crashes.
+
+Everything here runs inside worker processes and is referenced by the parent
+only by name (module-level functions pickle by reference).
+
+Crash attribution: every worker claims one row of a shared integer table when
+it starts (see :mod:`futurekit._crash` for the layout) and writes the id of each
+task it starts into a small ring in that row *before* running it. When a worker
+dies, the parent reads the table once every worker of the broken pool has been
+reaped, so it knows exactly which tasks were started, and on which worker.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import _remote
+from ._errors import SerializationError
+
+# Layout of the shared table (kept in sync with futurekit._crash):
+#   [0]            number of workers whose initializer raised
+#   [1]            number of workers that found no free row (untracked)
+#   then rows of   [pid, started_count, ring[0], ..., ring[ring_size - 1]]
+HEADER = 2
+ROW_HEADER = 2
+
+_table: Any = None
+_row_base = -1
+_ring_size = 0
+
+
+def init_worker(
+    table: Any,
+    lock: Any,
+    rows: int,
+    ring_size: int,
+    initializer: Callable[..., object] | None,
+    initargs: tuple[Any, ...],
+) -> None:
+    """Initializer of every supervised worker: claim a row, watch the parent, run the user's initializer."""
+    global _table, _row_base, _ring_size
+    _watch_parent()
+    _table, _ring_size = table, ring_size
+    width = ROW_HEADER + ring_size
+    pid = os.getpid()
+    with lock:
+        for row in range(rows):
+            base = HEADER + row * width
+            owner = table[base]
+            if owner == 0 or (owner != pid and not _alive(owner)):
+                table[base] = pid
+                table[base + 1] = 0
+                _row_base = base
+                break
+        else:
+            table[1] += 1
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException:
+            with lock:
+                table[0] += 1
+            raise  # the stdlib logs it and the worker exits: the parent sees a broken pool
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists (POSIX only; elsewhere rows are never reclaimed)."""
+    if sys.platform == "win32":  # pragma: no cover - os.kill(pid, 0) would terminate it on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # pragma: no cover - exists but not ours
+        return True
+    return True
+
+
+def _watch_parent() -> None:
+    """Exit this worker as soon as its parent dies, even if the parent was SIGKILLed.
+
+    A worker blocked on the call queue never notices a dead parent by itself.
+    The parent's sentinel reports its death under "spawn" and "forkserver";
+    under "fork" sibling workers inherit each other's copy of it, so the thread
+    also checks once a second whether the process that forked this one is gone.
+    """
+    import multiprocessing
+    import multiprocessing.connection
+
+    parent = multiprocessing.parent_process()
+    if parent is None:  # pragma: no cover - always set in a pool worker
+        return
+    sentinel = parent.sentinel
+    ppid = os.getppid()
+
+    def watch() -> None:
+        try:
+            while not multiprocessing.connection.wait([sentinel], timeout=1.0):
+                if os.getppid() != ppid:
+                    break
+        except BaseException:  # pragma: no cover - interpreter shutting down
+            return
+        os._exit(1)
+
+    threading.Thread(target=watch, name="futurekit-parent-watch", daemon=True).start()
+
+
+def _record(task_id: int) -> None:
+    """Note in this worker's row that ``task_id`` starts now."""
+    base = _row_base
+    if base >= 0:
+        table = _table
+        count = table[base + 1]
+        table[base + ROW_HEADER + count % _ring_size] = task_id
+        table[base + 1] = count + 1
+
+
+def run_task(task_id: int, payload: bytes) -> tuple[bool, bytes]:
+    """Run one call serialised by ``_remote.dump_call``; never raises (see ``_remote.run_call``)."""
+    _record(task_id)
+    return _remote.run_call(payload)
+
+
+def run_chunk(task_id: int, payload: bytes) -> tuple[bool, bytes]:
+    """Run ``fn(*args)`` for every args tuple of a chunk; never raises.
+
+    The payload is ``dump_call(fn, tuple_of_arg_tuples, {})``. Returns
+    ``(True, pickle of [(ok, value_or_captured_error), ...])``, or
+    ``(False, captured error)`` when the chunk itself could not be run.
+    """
+    _record(task_id)
+    try:
+        fn, items, _kwargs = pickle.loads(payload)
+    except BaseException as exc:
+        err = SerializationError(
+            f"the worker could not unpickle a map() chunk: {type(exc).__name__}: {exc}; the function "
+            "and the classes of its arguments must be importable by name in the worker"
+        )
+        err.__cause__ = exc
+        return False, _remote.capture(err)
+    outcomes: list[tuple[bool, Any]] = []
+    append = outcomes.append
+    for args in items:
+        try:
+            append((True, fn(*args)))
+        except BaseException as exc:
+            tb = exc.__traceback__
+            if tb is not None and tb.tb_frame.f_code is _RUN_CHUNK_CODE:
+                exc.__traceback__ = tb.tb_next  # start at the user's function
+            del tb
+            append((False, _remote.capture(exc)))
+    try:
+        return True, pickle.dumps(outcomes, pickle.HIGHEST_PROTOCOL)
+    except BaseException:
+        pass
+    try:
+        return True, pickle.dumps(_picklable_outcomes(fn, outcomes), pickle.HIGHEST_PROTOCOL)
+    except BaseException as exc:  # pragma: no cover - every item pickles alone but not together
+        return False, _remote.capture(exc)
+
+
+def _picklable_outcomes(fn: object, outcomes: Sequence[tuple[bool, Any]]) -> list[tuple[bool, Any]]:
+    """Replace each value that cannot be pickled by a captured SerializationError naming fn and type."""
+    result: list[tuple[bool, Any]] = []
+    for ok, value in outcomes:
+        if ok:
+            try:
+                pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+            except BaseException as exc:
+                name = getattr(fn, "__module__", "?") + "." + getattr(fn, "__qualname__", repr(fn))
+                err = SerializationError(
+                    f"result of {name} (type {type(value).__module__}.{type(value).__qualname__}) "
+                    f"cannot be pickled: {exc!r}; return plain data instead"
+                )
+                err.__cause__ = exc
+                result.append((False, _remote.capture(err)))
+                continue
+        result.append((ok, value))
+    return result
+
+
+_RUN_CHUNK_CODE = run_chunk.__code__

@@ -1,0 +1,243 @@
+"""Module-level functions that worker processes import by reference (tests/test_executor.py, tests/test_crash.py).
+
+Cross-process synchronisation uses multiprocessing primitives handed to each
+worker at start-up through the pool's initializer (:func:`install`), since they
+cannot travel as task arguments.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import futurekit as fk
+
+TIMEOUT = 30
+
+_started: Any = None  # a multiprocessing Semaphore: released once per started blocking task
+_release: Any = None  # a multiprocessing Semaphore: one permit per blocking task allowed to finish
+_init_value: Any = None
+
+
+class CustomError(Exception):
+    """A module-level exception type, so it can be rebuilt in the parent."""
+
+
+class TwoArgError(Exception):
+    """An exception whose __init__ needs two arguments (unpickling it naively fails)."""
+
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(f"{a}/{b}")
+        self.a = a
+        self.b = b
+
+
+def install(started: Any, release: Any) -> None:
+    """Initializer: keep the shared primitives in this worker."""
+    global _started, _release
+    _started, _release = started, release
+
+
+def set_init_value(value: object) -> None:
+    """Initializer recording its argument (checked by :func:`get_init_value`)."""
+    global _init_value
+    _init_value = value
+
+
+def get_init_value() -> object:
+    """Return what the initializer recorded."""
+    return _init_value
+
+
+def thread_init_value() -> object:
+    """Return the calling thread's initializer value (thread pools)."""
+    return getattr(_local, "value", None)
+
+
+_local = threading.local()
+
+
+def set_thread_value(value: object) -> None:
+    """Thread-pool initializer: record a value for the calling worker thread."""
+    _local.value = value
+
+
+def add(a: int, b: int = 0) -> int:
+    """Return a + b."""
+    return a + b
+
+
+def square(x: int) -> int:
+    """Return x * x."""
+    return x * x
+
+
+def pid() -> int:
+    """Return this worker's pid."""
+    return os.getpid()
+
+
+def fail(message: str) -> None:
+    """Raise CustomError(message)."""
+    raise CustomError(message)
+
+
+def fail_two_args(a: int, b: int) -> None:
+    """Raise TwoArgError(a, b)."""
+    raise TwoArgError(a, b)
+
+
+def fail_on(x: int, bad: int) -> int:
+    """Return x, or raise CustomError for ``bad``."""
+    if x == bad:
+        raise CustomError(f"bad item {x}")
+    return x
+
+
+def block(tag: object = None) -> object:
+    """Signal that this task started, then wait until released; return ``tag``."""
+    _started.release()
+    if not _release.acquire(timeout=60):
+        raise TimeoutError("block() was never released")
+    return tag
+
+
+def mark(i: int) -> int:
+    """Count one start on the shared semaphore and return i."""
+    _started.release()
+    return i
+
+
+def exit_now(code: int = 3) -> None:
+    """Kill this worker with os._exit(code)."""
+    os._exit(code)
+
+
+def kill_self() -> None:
+    """Kill this worker with SIGKILL."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def segfault() -> None:
+    """Crash this worker with a segmentation fault."""
+    ctypes.string_at(0)
+
+
+def crash_after_start(code: int = 5) -> None:
+    """Signal that this task started, then os._exit(code)."""
+    _started.release()
+    os._exit(code)
+
+
+def crash_on(x: int, bad: int) -> int:
+    """Return x, or kill this worker for ``bad``."""
+    if x == bad:
+        os._exit(7)
+    return x
+
+
+def failing_init() -> None:
+    """An initializer that raises."""
+    raise RuntimeError("initializer failed on purpose")
+
+
+def unpicklable_result() -> object:
+    """Return a value that cannot be pickled."""
+    return threading.Lock()
+
+
+def lock_or_value(x: int) -> object:
+    """Return x, or an unpicklable lock for 2."""
+    return threading.Lock() if x == 2 else x
+
+
+def orphan_main(method: str) -> None:
+    """Subprocess entry point: start a pool, print its worker pids, then SIGKILL this process."""
+    ex = fk.processes(2, mp_context=method)
+    futures = [ex.submit(block_briefly) for _ in range(2)]  # occupy both workers
+    pids = {f.result(timeout=60) for f in futures}
+    inner: Any = ex.inner
+    pids |= set(inner._processes)
+    print(" ".join(str(p) for p in sorted(pids)), flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def block_briefly() -> int:
+    """Return this worker's pid (used to make the pool start its workers)."""
+    return os.getpid()
+
+
+class Gate:
+    """Lets blocking tasks finish. A semaphore, not an Event: a multiprocessing Event's set() hangs
+    forever once a process waiting on it was killed (its Condition waits for the sleeper to wake)."""
+
+    def __init__(self, semaphore: Any) -> None:
+        self.semaphore = semaphore
+        self._open = False
+
+    def set(self) -> None:
+        """Open the gate for every blocking task, now and later (idempotent)."""
+        if not self._open:
+            self._open = True
+            for _ in range(1000):
+                self.semaphore.release()
+
+
+@dataclass
+class Kit:
+    """An executor under test plus the primitives its blocking tasks use (see :func:`block`)."""
+
+    kind: str
+    ex: fk.Executor
+    started: Any
+    release: Gate
+
+    def wait_started(self, n: int = 1) -> None:
+        """Wait until ``n`` more blocking tasks have started."""
+        for _ in range(n):
+            assert self.started.acquire(timeout=TIMEOUT), "a blocking task did not start"
+
+    def count_started(self) -> int:
+        """How many blocking tasks started and were not yet waited for."""
+        n = 0
+        while self.started.acquire(False):
+            n += 1
+        return n
+
+
+def make_kit(kind: str, max_workers: int = 2, **options: Any) -> Kit:
+    """A fresh executor of ``kind`` whose workers know the shared started/release primitives."""
+    if kind == "thread":
+        started: Any = threading.Semaphore(0)
+        gate: Any = threading.Semaphore(0)
+        ex = fk.threads(max_workers, initializer=install, initargs=(started, gate))
+    else:
+        ctx = multiprocessing.get_context("forkserver")
+        started = ctx.Semaphore(0)
+        gate = ctx.Semaphore(0)
+        ex = fk.processes(max_workers, mp_context=ctx, initializer=install, initargs=(started, gate), **options)
+    return Kit(kind, ex, started, Gate(gate))
+
+
+class Dummy:
+    """A weak-referenceable result object."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+def make_dummy(value: int) -> Dummy:
+    """Return a new Dummy."""
+    return Dummy(value)
+
+
+class MyObject:
+    """An object whose bound method is submitted (stale reference test)."""
+
+    def my_method(self) -> None:
+        """Do nothing."""

@@ -1,0 +1,280 @@
+"""Worker crashes: attribution, pool replacement, resubmission of unstarted tasks, no hang anywhere."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import select
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import executor_helpers as h
+import futurekit as fk
+from executor_helpers import TIMEOUT, Kit, make_kit
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and exit codes")
+
+
+@pytest.fixture
+def kit1() -> Iterator[Kit]:
+    k = make_kit("process", max_workers=1)
+    try:
+        yield k
+    finally:
+        k.release.set()
+        k.ex.shutdown(wait=True)
+
+
+@pytest.fixture
+def kit2() -> Iterator[Kit]:
+    k = make_kit("process", max_workers=2)
+    try:
+        yield k
+    finally:
+        k.release.set()
+        k.ex.shutdown(wait=True)
+
+
+def crashed(fut: Future[Any]) -> fk.WorkerCrashedError:
+    exc = fut.exception(timeout=TIMEOUT)
+    assert isinstance(exc, fk.WorkerCrashedError), repr(exc)
+    assert isinstance(exc, BrokenProcessPool)
+    return exc
+
+
+@pytest.mark.parametrize(
+    ("crash", "exitcode", "signal_name"),
+    [
+        (h.exit_now, 3, None),
+        (h.kill_self, -signal.SIGKILL, "SIGKILL"),
+        (h.segfault, -signal.SIGSEGV, "SIGSEGV"),
+    ],
+    ids=["os._exit(3)", "SIGKILL", "segfault"],
+)
+def test_crash_fails_its_task_and_names_it(
+    kit2: Kit, crash: Callable[[], None], exitcode: int, signal_name: str | None
+) -> None:
+    before = kit2.ex.inner
+    exc = crashed(kit2.ex.submit(crash))
+    assert exc.exitcode == exitcode
+    assert exc.signal_name == signal_name
+    assert exc.task is not None and crash.__name__ in exc.task
+    assert crash.__name__ in str(exc)
+    # The pool replaced itself: later submissions work.
+    assert kit2.ex.submit(h.add, 1, 2).result(timeout=TIMEOUT) == 3
+    assert kit2.ex.inner is not before
+    assert "running" in repr(kit2.ex)
+
+
+def test_unstarted_tasks_are_resubmitted_and_run(kit1: Kit) -> None:
+    worker = kit1.ex.submit(h.pid).result(timeout=TIMEOUT)
+    victim = kit1.ex.submit(h.block, "never")
+    kit1.wait_started()
+    # With one worker busy, these wait in the pool (some already in its call queue, counted as running).
+    waiting = [kit1.ex.submit(h.square, i) for i in range(6)]
+    os.kill(worker, signal.SIGKILL)
+    exc = crashed(victim)
+    assert exc.exitcode == -signal.SIGKILL and exc.task is not None and "block" in exc.task
+    assert [f.result(timeout=TIMEOUT) for f in waiting] == [i * i for i in range(6)]
+
+
+def test_tasks_running_on_other_workers_fail_as_interrupted(kit2: Kit) -> None:
+    other = kit2.ex.submit(h.block, "other")
+    kit2.wait_started()
+    culprit = kit2.ex.submit(h.crash_after_start, 5)
+    later = kit2.ex.submit(h.add, 20, 22)
+    exc = crashed(culprit)
+    assert exc.exitcode == 5
+    interrupted = crashed(other)
+    assert "interrupted" in str(interrupted) and "crash_after_start" in str(interrupted)
+    assert "not retried" in str(interrupted)
+    assert interrupted.task is not None and "block" in interrupted.task
+    assert later.result(timeout=TIMEOUT) == 42  # had not started: ran on the new pool
+
+
+def test_crash_in_map_fails_the_items_of_that_chunk(kit1: Kit) -> None:
+    # One worker: chunks run one after another, so the earlier ones have finished when [4, 5] crashes.
+    it = kit1.ex.map(h.crash_on, range(8), [5] * 8, chunksize=2)
+    got = [next(it) for _ in range(4)]
+    assert got == [0, 1, 2, 3]
+    with pytest.raises(fk.WorkerCrashedError) as info:
+        next(it)
+    assert info.value.exitcode == 7 and info.value.task is not None and "crash_on" in info.value.task
+    assert "more items" in info.value.task
+    assert list(kit1.ex.map(h.square, range(4))) == [0, 1, 4, 9]
+
+
+def test_shutdown_right_after_a_crash_does_not_hang(kit1: Kit) -> None:
+    worker = kit1.ex.submit(h.pid).result(timeout=TIMEOUT)
+    victim = kit1.ex.submit(h.block)
+    kit1.wait_started()
+    waiting = [kit1.ex.submit(h.square, i) for i in range(5)]
+    os.kill(worker, signal.SIGKILL)
+    kit1.ex.shutdown(wait=True)
+    assert victim.done() and all(f.done() for f in waiting)
+    assert crashed(victim).exitcode == -signal.SIGKILL
+    assert [f.result(timeout=0) for f in waiting] == [i * i for i in range(5)]
+    with pytest.raises(RuntimeError):
+        kit1.ex.submit(h.add, 1, 1)
+
+
+def test_shutdown_cancel_futures_right_after_a_crash(kit1: Kit) -> None:
+    worker = kit1.ex.submit(h.pid).result(timeout=TIMEOUT)
+    victim = kit1.ex.submit(h.block)
+    kit1.wait_started()
+    waiting = [kit1.ex.submit(h.block, i) for i in range(5)]  # cannot finish before the gate opens
+    os.kill(worker, signal.SIGKILL)
+    kit1.ex.shutdown(wait=False, cancel_futures=True)
+    kit1.release.set()
+    kit1.ex.shutdown(wait=True)
+    assert crashed(victim).exitcode == -signal.SIGKILL
+    for f in waiting:  # each was either cancelled or ran (those already in a call queue)
+        assert f.done()
+        assert f.cancelled() or f.result(timeout=0) in range(5)
+    assert waiting[-1].cancelled()
+
+
+def test_crash_with_max_tasks_per_child() -> None:
+    kit = make_kit("process", max_workers=1, max_tasks_per_child=2)
+    with kit.ex as ex:
+        assert [ex.submit(h.square, i).result(timeout=TIMEOUT) for i in range(5)] == [0, 1, 4, 9, 16]
+        exc = crashed(ex.submit(h.exit_now, 9))
+        assert exc.exitcode == 9 and exc.task is not None and "exit_now" in exc.task
+        assert ex.submit(h.add, 1, 1).result(timeout=TIMEOUT) == 2
+
+
+def test_nothing_lost_and_nothing_run_twice_around_a_crash(kit2: Kit) -> None:
+    before = [kit2.ex.submit(h.mark, i) for i in range(60)]
+    culprit = kit2.ex.submit(h.exit_now, 3)
+    after = [kit2.ex.submit(h.mark, i) for i in range(60, 120)]
+    crash = crashed(culprit)
+    assert crash.exitcode == 3
+    values, interrupted = [], 0
+    for i, f in enumerate(before + after):
+        exc = f.exception(timeout=TIMEOUT)
+        if exc is None:
+            values.append(f.result())
+            assert values[-1] == i
+        else:
+            assert isinstance(exc, fk.WorkerCrashedError) and "interrupted" in str(exc), repr(exc)
+            interrupted += 1
+    # The other worker's task, plus what it took from the call queue before the stdlib terminated it:
+    # those started, so they are reported, never rerun.
+    assert interrupted <= 8
+    kit2.ex.shutdown(wait=True)
+    ran = kit2.count_started()
+    assert len(values) <= ran <= len(values) + interrupted  # resubmitted tasks ran exactly once
+
+
+def test_concurrent_submitters_around_a_crash(kit2: Kit) -> None:
+    import threading
+
+    barrier = threading.Barrier(5)
+    futures: list[list[Future[int]]] = [[] for _ in range(4)]
+
+    def submitter(k: int) -> None:
+        barrier.wait(TIMEOUT)
+        futures[k].extend(kit2.ex.submit(h.mark, k * 1000 + i) for i in range(40))
+
+    threads = [threading.Thread(target=submitter, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    barrier.wait(TIMEOUT)
+    culprit = kit2.ex.submit(h.exit_now, 3)
+    for t in threads:
+        t.join(TIMEOUT)
+        assert not t.is_alive()
+    assert crashed(culprit).exitcode == 3
+    ok = interrupted = 0
+    for k, batch in enumerate(futures):
+        for i, f in enumerate(batch):
+            exc = f.exception(timeout=TIMEOUT)
+            if exc is None:
+                assert f.result() == k * 1000 + i
+                ok += 1
+            else:
+                assert isinstance(exc, fk.WorkerCrashedError) and "interrupted" in str(exc), repr(exc)
+                interrupted += 1
+    # Interrupted: what the surviving worker started between the crash and its termination; a few tasks.
+    assert ok + interrupted == 160 and interrupted <= 8
+    kit2.ex.shutdown(wait=True)
+    assert ok <= kit2.count_started() <= ok + interrupted
+
+
+def test_initializer_failure_surfaces_as_broken_pool() -> None:
+    with fk.processes(1, initializer=h.failing_init) as ex:
+        exc = ex.submit(h.add, 1, 2).exception(timeout=TIMEOUT)
+        assert isinstance(exc, BrokenProcessPool) and "initializer" in str(exc)
+        with pytest.raises(BrokenProcessPool):
+            ex.submit(h.add, 1, 2)
+
+
+def test_workers_dying_at_start_end_in_broken_pool_not_a_loop() -> None:
+    with fk.processes(1, initializer=h.exit_now, initargs=(4,)) as ex:
+        exc = ex.submit(h.add, 1, 2).exception(timeout=TIMEOUT)
+        assert isinstance(exc, BrokenProcessPool)
+        assert "without running any task" in str(exc) and "4" in str(exc)
+
+
+def test_crash_in_a_user_supplied_pool_is_attributed_without_replacement() -> None:
+    inner = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
+    with fk.Executor(inner) as ex:
+        exc = crashed(ex.submit(h.exit_now, 3))
+        assert exc.task is not None and "exit_now" in exc.task
+        assert isinstance(exc.__cause__, BrokenProcessPool)
+        with pytest.raises(BrokenProcessPool):
+            ex.submit(h.add, 1, 2)
+
+
+def test_crash_error_pickles(kit2: Kit) -> None:
+    import pickle
+
+    exc = crashed(kit2.ex.submit(h.exit_now, 3))
+    again = pickle.loads(pickle.dumps(exc))
+    assert isinstance(again, fk.WorkerCrashedError) and again.exitcode == 3 and again.task == exc.task
+
+
+@pytest.mark.parametrize("method", ["forkserver", "fork"])
+def test_workers_exit_when_the_parent_is_sigkilled(method: str) -> None:
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} start method")
+    tests_dir = str(Path(__file__).resolve().parent)
+    code = f"import sys; sys.path.insert(0, {tests_dir!r}); import executor_helpers; executor_helpers.orphan_main({method!r})"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert proc.stdout is not None
+    try:
+        line = proc.stdout.readline()  # the workers inherit stdout: read one line, never wait for EOF
+    finally:
+        proc.stdout.close()
+        proc.wait(TIMEOUT)
+    assert proc.returncode == -signal.SIGKILL
+    pids = [int(p) for p in line.split()]
+    assert pids
+    fds = []
+    for pid in pids:
+        try:
+            fds.append(os.pidfd_open(pid))
+        except ProcessLookupError:
+            continue  # already gone
+    try:
+        for fd in fds:
+            ready, _, _ = select.select([fd], [], [], 10)
+            assert ready, "a worker outlived its SIGKILLed parent"
+    finally:
+        for fd in fds:
+            os.close(fd)
+        for pid in pids:  # never leave a worker behind, even when the test fails
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -1,0 +1,445 @@
+"""The executor contract, written once and run for every executor kind (thread, process)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import concurrent.futures
+import multiprocessing
+import pickle
+import threading
+import traceback
+import weakref
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import pytest
+
+import futurekit as fk
+import executor_helpers as h
+from executor_helpers import TIMEOUT, Kit, make_kit
+
+
+@pytest.fixture(params=["thread", "process"])
+def kit(request: pytest.FixtureRequest) -> Iterator[Kit]:
+    k = make_kit(request.param)
+    try:
+        yield k
+    finally:
+        k.release.set()
+        k.ex.shutdown(wait=True)
+
+
+# -- basics -------------------------------------------------------------------------------------------------
+
+
+def test_submit_returns_result(kit: Kit) -> None:
+    assert kit.ex.submit(h.add, 1, 2).result(timeout=TIMEOUT) == 3
+    assert kit.ex.submit(h.add, 1, b=5).result(timeout=TIMEOUT) == 6
+
+
+def test_exception_arrives_as_its_own_type(kit: Kit) -> None:
+    fut = kit.ex.submit(h.fail, "boom")
+    with pytest.raises(h.CustomError, match="boom") as info:
+        fut.result(timeout=TIMEOUT)
+    names = [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
+    assert "fail" in names  # the worker's own frame, also for processes
+
+
+def test_many_tasks(kit: Kit) -> None:
+    futures = [kit.ex.submit(h.square, i) for i in range(200)]
+    assert [f.result(timeout=TIMEOUT) for f in futures] == [i * i for i in range(200)]
+
+
+def test_done_callback_runs_once_with_the_future(kit: Kit) -> None:
+    seen: list[Future[int]] = []
+    called = threading.Event()
+    fut = kit.ex.submit(h.add, 2, 2)
+
+    def callback(f: Future[int]) -> None:
+        seen.append(f)
+        called.set()
+
+    fut.add_done_callback(callback)
+    assert called.wait(TIMEOUT)
+    assert fut.result(timeout=TIMEOUT) == 4
+    assert seen == [fut]
+
+
+def test_wait_and_as_completed(kit: Kit) -> None:
+    futures = [kit.ex.submit(h.add, i, i) for i in range(10)]
+    done, not_done = concurrent.futures.wait(futures, timeout=TIMEOUT)
+    assert len(done) == 10 and not not_done
+    assert sorted(f.result() for f in concurrent.futures.as_completed(futures, timeout=TIMEOUT)) == [
+        2 * i for i in range(10)
+    ]
+
+
+def test_asyncio_run_in_executor_and_wrap_future(kit: Kit) -> None:
+    async def main() -> tuple[int, int]:
+        loop = asyncio.get_running_loop()
+        a = await asyncio.wait_for(loop.run_in_executor(kit.ex, h.add, 1, 2), TIMEOUT)
+        b = await asyncio.wait_for(asyncio.wrap_future(kit.ex.submit(h.square, 7)), TIMEOUT)
+        return a, b
+
+    assert asyncio.run(main()) == (3, 49)
+
+
+def test_repr_and_properties(kit: Kit) -> None:
+    assert kit.ex.max_workers == 2
+    assert kit.ex.remote is (kit.kind == "process")
+    text = repr(kit.ex)
+    assert text.startswith("<futurekit.Executor") and "max_workers=2" in text and "running" in text
+    kit.ex.shutdown()
+    assert "shut down" in repr(kit.ex)
+
+
+# -- from the stdlib's own executor tests ------------------------------------------------------------------------
+
+
+def test_submit_keyword_arguments(kit: Kit) -> None:
+    assert kit.ex.submit(h.add, 2, b=8).result(timeout=TIMEOUT) == 10
+    with pytest.raises(TypeError):
+        kit.ex.submit(fn=h.add, a=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        kit.ex.submit(a=1)  # type: ignore[call-arg]
+
+
+def test_map_exception_like_the_stdlib(kit: Kit) -> None:
+    it = kit.ex.map(divmod, [1, 1, 1, 1], [2, 3, 0, 5])
+    assert next(it) == (0, 1)
+    assert next(it) == (0, 1)
+    with pytest.raises(ZeroDivisionError):
+        next(it)
+
+
+def test_shutdown_race_issue12456(kit: Kit) -> None:
+    kit.ex.map(str, [2] * 3)
+    kit.ex.shutdown()
+
+
+def test_no_stale_references(kit: Kit) -> None:
+    obj = h.MyObject()
+    collected = threading.Event()
+    ref = weakref.ref(obj, lambda _: collected.set())
+    kit.ex.submit(obj.my_method)  # the future is discarded at once
+    del obj
+    if not collected.wait(TIMEOUT / 3):
+        gc.collect()  # report cycles separately from leaks
+        pytest.fail("reference kept " + ("until a gc pass" if ref() is None else "for good"))
+
+
+# -- shutdown -------------------------------------------------------------------------------------------------
+
+
+def test_submit_and_map_after_shutdown_raise_runtime_error(kit: Kit) -> None:
+    kit.ex.shutdown()
+    with pytest.raises(RuntimeError):
+        kit.ex.submit(h.add, 1, 2)
+    with pytest.raises(RuntimeError):
+        kit.ex.map(h.square, [1, 2])
+
+
+def test_shutdown_is_idempotent(kit: Kit) -> None:
+    fut = kit.ex.submit(h.add, 1, 1)
+    kit.ex.shutdown(wait=True)
+    kit.ex.shutdown(wait=True)
+    kit.ex.shutdown(wait=False, cancel_futures=True)
+    assert fut.result(timeout=0) == 2
+
+
+def test_context_manager_waits_and_shuts_down(kit: Kit) -> None:
+    with kit.ex as ex:
+        assert ex is kit.ex
+        fut = ex.submit(h.square, 5)
+    assert fut.done() and fut.result() == 25
+    with pytest.raises(RuntimeError):
+        kit.ex.submit(h.add, 1, 2)
+
+
+def test_shutdown_wait_false_then_tasks_still_complete(kit: Kit) -> None:
+    fut = kit.ex.submit(h.block, "x")
+    kit.wait_started()
+    kit.ex.shutdown(wait=False)
+    kit.release.set()
+    assert fut.result(timeout=TIMEOUT) == "x"
+
+
+def test_shutdown_cancel_futures_cancels_pending_only(kit: Kit) -> None:
+    running = [kit.ex.submit(h.block, i) for i in range(2)]
+    kit.wait_started(2)
+    queued = [kit.ex.submit(h.block, i) for i in range(2, 10)]
+    kit.ex.shutdown(wait=False, cancel_futures=True)
+    kit.release.set()
+    kit.ex.shutdown(wait=True)
+    assert [f.result(timeout=TIMEOUT) for f in running] == [0, 1]
+    assert queued[-1].cancelled()
+    finished = [f for f in queued if not f.cancelled()]
+    assert all(f.result(timeout=0) is not None for f in finished)
+    # Exactly the tasks that were not cancelled ran (the running two were already counted).
+    assert kit.count_started() == len(finished)
+    assert all(f.done() for f in queued)
+
+
+# -- cancellation mirrors the stdlib ----------------------------------------------------------------------------
+
+
+def test_pending_future_can_be_cancelled_running_cannot(kit: Kit) -> None:
+    running = [kit.ex.submit(h.block, i) for i in range(2)]
+    kit.wait_started(2)
+    # Process pools move up to max_workers + 1 tasks into their call queue, where they count as running.
+    queued = [kit.ex.submit(h.block, i) for i in range(2, 8)]
+    last = queued[-1]
+    assert not last.running()
+    assert last.cancel() is True
+    assert last.cancelled() and last.done()
+    with pytest.raises(CancelledError):
+        last.result(timeout=0)
+    for f in running:
+        assert f.running() is True
+        assert f.cancel() is False
+        assert not f.cancelled() and not f.done()
+    kit.release.set()
+    assert [f.result(timeout=TIMEOUT) for f in running] == [0, 1]
+    assert [f.result(timeout=TIMEOUT) for f in queued[:-1]] == list(range(2, 7))
+    kit.ex.shutdown(wait=True)
+    assert kit.count_started() == 5  # the cancelled task never ran
+    assert running[0].cancel() is False  # finished futures refuse too
+
+
+def test_cancel_runs_callbacks_and_as_completed_sees_it(kit: Kit) -> None:
+    running = [kit.ex.submit(h.block, i) for i in range(2)]
+    kit.wait_started(2)
+    queued = [kit.ex.submit(h.block, i) for i in range(2, 8)]
+    called = threading.Event()
+    queued[-1].add_done_callback(lambda f: called.set())
+    assert queued[-1].cancel()
+    assert called.wait(TIMEOUT)
+    kit.release.set()
+    everything = [*running, *queued]
+    assert set(concurrent.futures.as_completed(everything, timeout=TIMEOUT)) == set(everything)
+    done, not_done = concurrent.futures.wait(everything, timeout=TIMEOUT)
+    assert not not_done and queued[-1] in done
+
+
+# -- map ------------------------------------------------------------------------------------------------------
+
+
+def test_map_in_order(kit: Kit) -> None:
+    assert list(kit.ex.map(h.square, range(50))) == [i * i for i in range(50)]
+    assert list(kit.ex.map(h.add, range(5), range(10, 100))) == [i + i + 10 for i in range(5)]
+    assert list(kit.ex.map(h.square, [])) == []
+
+
+def test_map_unordered(kit: Kit) -> None:
+    assert sorted(kit.ex.map(h.square, range(30), ordered=False)) == [i * i for i in range(30)]
+
+
+def test_map_raises_at_the_failing_item(kit: Kit) -> None:
+    it = kit.ex.map(h.fail_on, range(10), [4] * 10, chunksize=3)
+    assert [next(it) for _ in range(4)] == [0, 1, 2, 3]
+    with pytest.raises(h.CustomError, match="bad item 4"):
+        next(it)
+
+
+def test_map_timeout(kit: Kit) -> None:
+    it = kit.ex.map(h.block, [1], timeout=0.2)
+    with pytest.raises(TimeoutError):
+        next(it)
+    kit.release.set()
+
+
+def test_map_honours_chunksize_exactly(kit: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes: list[int] = []
+    original = kit.ex._submit_chunk
+
+    def recording(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> Future[list[tuple[bool, Any]]]:
+        sizes.append(len(chunk))
+        return original(fn, chunk)
+
+    monkeypatch.setattr(kit.ex, "_submit_chunk", recording)
+    assert list(kit.ex.map(h.square, range(10), chunksize=3)) == [i * i for i in range(10)]
+    assert sizes == [3, 3, 3, 1]
+
+
+@pytest.mark.parametrize("name", ["chunksize", "buffersize"])
+def test_map_rejects_bad_sizes(kit: Kit, name: str) -> None:
+    bad: list[tuple[object, type[Exception]]] = [(0, ValueError), (-1, ValueError), ("3", TypeError)]
+    for value, error in bad:
+        kwargs: dict[str, Any] = {name: value}
+        with pytest.raises(error):
+            kit.ex.map(h.square, [1], **kwargs)
+
+
+def test_map_closing_early_cancels_pending(kit: Kit) -> None:
+    it = kit.ex.map(h.block, range(100), buffersize=8, chunksize=1)
+    kit.wait_started(2)
+    close = getattr(it, "close")
+    close()
+    kit.release.set()
+    kit.ex.shutdown(wait=True)
+    assert kit.count_started() <= 8 - 2  # nothing beyond the window ever ran
+
+
+# -- construction -----------------------------------------------------------------------------------------------
+
+
+def test_threads_forwards_initializer() -> None:
+    with fk.threads(1, thread_name_prefix="fkt", initializer=h.set_thread_value, initargs=(5,)) as ex:
+        assert ex.submit(h.thread_init_value).result(timeout=TIMEOUT) == 5
+        name = ex.submit(lambda: threading.current_thread().name).result(timeout=TIMEOUT)
+        assert name.startswith("fkt")
+
+
+def test_processes_forwards_initializer() -> None:
+    with fk.processes(1, mp_context="spawn", initializer=h.set_init_value, initargs=(7,)) as ex:
+        assert ex.submit(h.get_init_value).result(timeout=60) == 7
+
+
+def test_processes_max_tasks_per_child_replaces_workers() -> None:
+    with fk.processes(1, max_tasks_per_child=2) as ex:
+        pids = [ex.submit(h.pid).result(timeout=TIMEOUT) for _ in range(6)]
+    assert len(set(pids)) == 3
+
+
+@pytest.mark.parametrize(
+    ("factory", "error"),
+    [
+        (lambda: fk.threads(0), ValueError),
+        (lambda: fk.threads(-1), ValueError),
+        (lambda: fk.threads(1, initializer=5), TypeError),  # type: ignore[arg-type]
+        (lambda: fk.processes(0), ValueError),
+        (lambda: fk.processes(-2), ValueError),
+        (lambda: fk.processes(1, max_tasks_per_child=0), ValueError),
+        (lambda: fk.processes(1, initializer=5), TypeError),  # type: ignore[arg-type]
+        (lambda: fk.processes(1, mp_context="no-such-method"), ValueError),
+        (lambda: fk.Executor(object()), TypeError),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_arguments_raise_like_the_stdlib(factory: Callable[[], object], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        factory()
+
+
+def test_default_start_method_is_not_fork() -> None:
+    with fk.processes(1) as ex:
+        inner = ex.inner
+        assert isinstance(inner, ProcessPoolExecutor)
+        assert inner._mp_context is not None
+        assert inner._mp_context.get_start_method() in ("forkserver", "spawn")
+
+
+def test_wrapping_a_thread_pool_returns_its_own_futures() -> None:
+    inner = ThreadPoolExecutor(1)
+    with fk.Executor(inner) as ex:
+        assert not ex.remote and ex.inner is inner
+        fut = ex.submit(h.add, 1, 2)
+        assert type(fut) is Future and fut.result(timeout=TIMEOUT) == 3
+
+
+def test_wrapping_a_process_pool_is_remote_by_default() -> None:
+    with fk.Executor(ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))) as ex:
+        assert ex.remote
+        with pytest.raises(h.CustomError):
+            ex.submit(h.fail, "x").result(timeout=TIMEOUT)
+        with pytest.raises(fk.SerializationError):
+            ex.submit(lambda: 1)
+
+
+def test_wrapping_loky_with_remote_true() -> None:
+    loky = pytest.importorskip("loky")
+    with fk.Executor(loky.ProcessPoolExecutor(1), remote=True) as ex:
+        assert ex.submit(h.add, 2, 3).result(timeout=60) == 5
+        with pytest.raises(h.CustomError):
+            ex.submit(h.fail, "x").result(timeout=60)
+        assert list(ex.map(h.square, range(5))) == [0, 1, 4, 9, 16]
+
+
+# -- process boundary -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pex() -> Iterator[fk.Executor]:
+    with fk.processes(2) as ex:
+        yield ex
+
+
+def _local_function() -> int:
+    return 1
+
+
+def test_unpicklable_call_raises_serialization_error_at_submit(pex: fk.Executor) -> None:
+    def local() -> int:
+        return 1
+
+    with pytest.raises(fk.SerializationError):
+        pex.submit(lambda: 1)
+    with pytest.raises(fk.SerializationError):
+        pex.submit(local)
+    with pytest.raises(fk.SerializationError):
+        pex.submit(h.add, threading.Lock())  # type: ignore[arg-type]
+    with pytest.raises(fk.SerializationError):
+        pex.map(lambda x: x, [1, 2])
+    assert pex.submit(h.add, 1, 2).result(timeout=TIMEOUT) == 3
+
+
+class _ExitOnPickle:
+    def __reduce__(self) -> tuple[Any, ...]:
+        raise SystemExit("raised while pickling")
+
+
+def test_base_exception_while_pickling_does_not_hang(pex: fk.Executor) -> None:
+    with pytest.raises(fk.SerializationError):
+        pex.submit(h.add, _ExitOnPickle())  # type: ignore[arg-type]
+    assert pex.submit(h.add, 1, 1).result(timeout=TIMEOUT) == 2
+
+
+def test_unpicklable_result_fails_only_that_task(pex: fk.Executor) -> None:
+    fut = pex.submit(h.unpicklable_result)
+    with pytest.raises(fk.SerializationError, match="unpicklable_result"):
+        fut.result(timeout=TIMEOUT)
+    assert pex.submit(h.add, 1, 1).result(timeout=TIMEOUT) == 2
+
+
+def test_unpicklable_result_in_map_fails_only_that_item(pex: fk.Executor) -> None:
+    it = pex.map(h.lock_or_value, [1, 2, 3, 4], chunksize=4)
+    assert next(it) == 1
+    with pytest.raises(fk.SerializationError, match="lock_or_value"):
+        next(it)
+    assert pex.submit(h.add, 1, 1).result(timeout=TIMEOUT) == 2
+
+
+def test_exception_with_required_init_args_fails_only_that_task(pex: fk.Executor) -> None:
+    fut = pex.submit(h.fail_two_args, 1, 2)
+    exc = fut.exception(timeout=TIMEOUT)
+    assert isinstance(exc, (h.TwoArgError, fk.RemoteError))
+    assert "1/2" in str(exc)
+    assert pex.submit(h.add, 1, 1).result(timeout=TIMEOUT) == 2
+
+
+def test_raising_callback_does_not_break_the_pool(pex: fk.Executor) -> None:
+    fut = pex.submit(h.add, 1, 1)
+
+    def bad(f: Future[int]) -> None:
+        raise SystemExit("callback")
+
+    fut.add_done_callback(bad)
+    assert fut.result(timeout=TIMEOUT) == 2
+    assert pex.submit(h.add, 2, 2).result(timeout=TIMEOUT) == 4
+
+
+def test_process_future_pickle_roundtrip_of_errors(pex: fk.Executor) -> None:
+    exc = pex.submit(h.fail, "again").exception(timeout=TIMEOUT)
+    assert isinstance(exc, h.CustomError)
+    assert isinstance(pickle.loads(pickle.dumps(exc)), h.CustomError)
+
+
+def test_broken_for_good_submit_raises_broken_process_pool() -> None:
+    with fk.processes(1, initializer=h.failing_init) as ex:
+        fut = ex.submit(h.add, 1, 2)
+        assert isinstance(fut.exception(timeout=60), BrokenProcessPool)
+        with pytest.raises(BrokenProcessPool):
+            ex.submit(h.add, 1, 2)
+        assert "broken" in repr(ex)
