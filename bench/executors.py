@@ -64,16 +64,6 @@ def deep(depth: int) -> None:
     deep(depth - 1)
 
 
-def run_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> list[tuple[bool, Any]]:
-    out: list[tuple[bool, Any]] = []
-    for args in chunk:
-        try:
-            out.append((True, fn(*args)))
-        except Exception as exc:
-            out.append((False, exc))
-    return out
-
-
 # --- helpers ------------------------------------------------------------------------------------
 
 
@@ -188,14 +178,14 @@ def fk_engine_over_ppe(ppe: cf.ProcessPoolExecutor, fn: Callable[..., Any], n: i
     """futurekit's map engine (compact chunk protocol) over a bare stdlib pool, without the remote-traceback
     layer of fk.processes(): separates the engine's cost from the executor's."""
     from futurekit._map import iter_map
-    from futurekit._map import run_chunk as compact_chunk
+    from futurekit._map import run_chunk
 
     def submit(f: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
-        return ppe.submit(compact_chunk, f, chunk)
+        return ppe.submit(run_chunk, f, chunk)
 
     consume(
         iter_map(submit, fn, (gen(n),), timeout=None, chunksize=None, buffersize=None,
-                 ordered=ordered, workers=WORKERS, auto_chunk=True, compact=True)
+                 ordered=ordered, workers=WORKERS, auto_chunk=True)
     )
 
 

@@ -194,13 +194,13 @@ def decode_value(data: bytes, describe: Callable[[], str]) -> Any:
         return _remote.load_result(data, describe())
 
 
-def decode_chunk(data: bytes, describe: Callable[[], str]) -> list[tuple[bool, Any]]:
-    """Decode a chunk's outcomes, rebuilding each captured error."""
+def decode_chunk(data: bytes, describe: Callable[[], str]) -> tuple[list[Any], BaseException | None]:
+    """Decode a map() chunk's result (values, captured error or None), rebuilding the error."""
     try:
-        outcomes: list[tuple[bool, Any]] = pickle.loads(data)
+        values, captured = pickle.loads(data)
     except BaseException:
-        outcomes = _remote.load_result(data, describe())
-    return [(True, v) if ok else (False, _remote.rebuild(v)) for ok, v in outcomes]
+        values, captured = _remote.load_result(data, describe())
+    return values, (None if captured is None else _remote.rebuild(captured))
 
 
 def _settle(future: TaskFuture, value: Any = None, exc: BaseException | None = None) -> None:

@@ -23,26 +23,17 @@ from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-from . import _crash, _remote, _worker
+from . import _crash, _map, _remote, _worker
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def _run_chunk_here(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> list[tuple[bool, Any]]:
-    """Run a chunk in the current process, catching each item's error."""
-    outcomes: list[tuple[bool, Any]] = []
-    append = outcomes.append
-    for args in chunk:
-        try:
-            append((True, fn(*args)))
-        except BaseException as exc:
-            append((False, exc))
-    return outcomes
-
-
-def _describe_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> str:
-    text = _remote.describe_call(fn, chunk[0] if chunk else (), {})
+def _describe_chunk(fn: Callable[..., Any], chunk: list[Any]) -> str:
+    if isinstance(fn, _map.Star):
+        text = _remote.describe_call(fn.fn, chunk[0] if chunk else (), {})
+    else:
+        text = _remote.describe_call(fn, (chunk[0],) if chunk else (), {})
     if len(chunk) > 1:
         text += f" and {len(chunk) - 1} more items of one map() chunk"
     return text
@@ -210,15 +201,17 @@ class Executor(concurrent.futures.Executor):
             _worker.run_task, payload, _crash.decode_value, lambda: _remote.describe_call(fn, args, kwargs)
         )
 
-    def _submit_chunk(self, fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> Future[list[tuple[bool, Any]]]:
-        """Submit one map() chunk as one task; outcomes are (True, value) or (False, exception)."""
+    def _submit_chunk(self, fn: Callable[..., Any], chunk: list[Any]) -> Future[_map.ChunkResult]:
+        """Submit one map() chunk as one task (see futurekit._map.iter_map)."""
         sup = self._supervisor
         if sup is None:
-            return self._inner.submit(_run_chunk_here, fn, chunk)
+            return self._inner.submit(_map.run_chunk, fn, chunk)
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown")
         payload = _remote.dump_call(fn, tuple(chunk), {})
-        return sup.submit(_worker.run_chunk, payload, _crash.decode_chunk, lambda: _describe_chunk(fn, chunk))
+        return sup.submit(
+            _worker.run_chunk, payload, _crash.decode_chunk, lambda: _describe_chunk(fn, chunk)
+        )
 
     def map(
         self,
@@ -242,11 +235,13 @@ class Executor(concurrent.futures.Executor):
             *iterables: Argument iterables, zipped (stops at the shortest).
             timeout: Seconds from this call after which ``__next__`` raises
                 :class:`TimeoutError`; None waits forever.
-            chunksize: Items per task; None picks sizes automatically for
-                process pools (growing toward ~20 ms per chunk) and one item per
-                task for threads. An explicit number is honoured exactly.
+            chunksize: Items per task; None picks sizes automatically: for
+                process pools growing toward ~10 ms per chunk (at most 8192
+                items), for threads small batches of quick items only (at most
+                16; an item taking 1 ms or more runs alone). An explicit number
+                is honoured exactly.
             buffersize: At most this many items are read ahead of the
-                consumer; None means a window of two chunks per worker.
+                consumer; None means a window of three chunks per worker.
             ordered: True yields in input order; False yields results as they
                 complete.
 

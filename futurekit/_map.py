@@ -13,6 +13,8 @@ How it moves through time:
 * Each time the consumer takes a chunk (default window) or an item (explicit
   ``buffersize``), the window is refilled from the consumer's own thread. No
   other thread ever reads the input or calls ``submit_chunk``.
+* Each yielded result is popped out of its chunk's batch as it is yielded:
+  the iterator holds no reference to a result it has already yielded.
 * Chunk futures report back through an O(1) done-callback that records the
   completion time and wakes the consumer through a condition variable.
 * Closing the iterator, dropping it, an error reaching the consumer, a timeout
@@ -30,16 +32,15 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import CancelledError, Future
 from itertools import chain, islice, starmap
-from operator import itemgetter
 from time import monotonic
 from typing import Any, Generic, TypeVar, cast
 
 R = TypeVar("R")
 
-#: A chunk's outcome in the compact protocol: the results of the leading items that succeeded,
+#: A chunk's outcome: the results of the leading items that succeeded,
 #: and the exception of the item after them (None when every item succeeded).
 ChunkResult = tuple[list[Any], BaseException | None]
-#: ``submit_chunk(fn, chunk)``: one task for one chunk (see :func:`iter_map` for both protocols).
+#: ``submit_chunk(fn, chunk)``: one task for one chunk (see :func:`iter_map` for the protocol).
 SubmitChunk = Callable[[Callable[..., Any], list[Any]], Future[Any]]
 
 #: Chunks in flight per worker when ``buffersize`` is None.
@@ -55,12 +56,8 @@ LOCAL_TARGET_SECONDS = 0.001
 #: An automatic chunk is at most this many times larger than the measured one.
 MAX_GROWTH = 64
 
-_first = itemgetter(0)
-_second = itemgetter(1)
-
-
 class Star:
-    """``Star(fn)(args)`` calls ``fn(*args)``: how a multi-iterable map passes ``fn`` in the compact protocol.
+    """``Star(fn)(args)`` calls ``fn(*args)``: how a multi-iterable map passes ``fn`` to its chunks.
 
     Picklable whenever ``fn`` is. :func:`run_chunk` recognises it and uses
     :func:`itertools.starmap`, so it costs nothing per item.
@@ -92,7 +89,7 @@ class Star:
 
 
 def run_chunk(fn: Callable[[Any], Any], items: list[Any]) -> ChunkResult:
-    """Run one chunk of the compact protocol: ``fn(item)`` for each item, in order, up to the first error.
+    """Run one map chunk: ``fn(item)`` for each item, in order, up to the first error.
 
     Runs at C speed (``list.extend`` over ``map``/``starmap``), keeping the
     results of the items before a failing one. Items after the failing one
@@ -192,17 +189,14 @@ class _MapState(Generic[R]):
         ordered: bool,
         workers: int,
         auto_chunk: bool,
-        compact: bool,
     ) -> None:
         self.submit_chunk = submit_chunk
         self.input: Iterator[Any]
         self.fn: Callable[..., Any]
-        if compact and len(iterables) == 1:
+        if len(iterables) == 1:
             self.input, self.fn = iter(iterables[0]), fn  # items travel bare, not as 1-tuples
-        elif compact:
-            self.input, self.fn = zip(*iterables), Star(fn)
         else:
-            self.input, self.fn = zip(*iterables), fn
+            self.input, self.fn = zip(*iterables), Star(fn)
         self.deadline = deadline
         self.buffersize = buffersize
         self.ordered = ordered
@@ -223,7 +217,10 @@ class _MapState(Generic[R]):
         self.inbox = _Inbox(ordered)
         self.pending: deque[_Chunk] = deque()  # ordered: submitted, not yet taken
         self.inflight: dict[Future[Any], _Chunk] = {}  # unordered: submitted, not yet taken
-        self.current: list[Any] = []  # the batch the consumer is iterating
+        # The batch being yielded (reversed: each result is popped as it is yielded) and the
+        # guard its iterator runs over (one () per result; clearing it stops that iterator).
+        self.current: list[Any] = []
+        self.guard: list[tuple[()]] = []
 
     def fill(self) -> None:
         """Read input and submit chunks until the window is full or the input ends."""
@@ -324,7 +321,8 @@ class _MapState(Generic[R]):
         self.exhausted = True
         self.stop_error = None
         self.input = iter(())
-        self.current.clear()  # the chain iterating it stops too
+        self.guard.clear()  # the batch iterator the chain is running stops
+        self.current.clear()
         futures = [c.future for c in self.pending]
         futures.extend(self.inflight)
         self.pending.clear()
@@ -341,13 +339,15 @@ class _MapState(Generic[R]):
 class _MapIterator(chain[R]):
     """The iterator iter_map returns: ``itertools.chain`` over the result batches, plus ``close()``.
 
-    Items come out of ``chain``'s C ``__next__``; only a new batch (a chunk)
-    enters Python code. Dropping the iterator drops the batch generator, whose
-    ``finally`` cancels what has not started.
+    Items come out of C code (``chain`` over ``starmap(batch.pop, guard)``);
+    only a new batch (a chunk) enters Python code. Each result is popped out
+    of its batch as it is yielded, so the iterator keeps no reference to it.
+    Dropping the iterator drops the batch generator, whose ``finally``
+    cancels what has not started.
     """
 
     __slots__ = ("__weakref__", "_batches")
-    _batches: Generator[list[R], None, None]
+    _batches: Generator[Iterator[R], None, None]
 
     def close(self) -> None:
         """Stop: cancel every chunk not yet started; later ``next()`` raises StopIteration."""
@@ -365,7 +365,18 @@ def _raise(exc: BaseException) -> None:
         del exc
 
 
-def _batches(state: _MapState[R]) -> Generator[list[R], None, None]:
+def _drain(state: _MapState[R], values: list[Any], n: int) -> Iterator[R]:
+    """An iterator popping the last ``n`` results off ``values`` (stored reversed), one per ``next``.
+
+    It runs in C and holds no popped result; ``state.close()`` stops it by
+    clearing its guard.
+    """
+    guard = state.guard = [()] * n
+    state.current = values
+    return starmap(values.pop, guard)
+
+
+def _batches(state: _MapState[R]) -> Generator[Iterator[R], None, None]:
     """Yield the results in batches (a chunk's values, or one item at a time with an explicit buffersize).
 
     The first ``yield`` only primes the generator (see iter_map), so that its
@@ -373,7 +384,7 @@ def _batches(state: _MapState[R]) -> Generator[list[R], None, None]:
     """
     try:
         state.fill()
-        yield []
+        yield iter(())
         per_item = state.buffersize is not None
         while True:
             chunk = state.take()
@@ -394,35 +405,20 @@ def _batches(state: _MapState[R]) -> Generator[list[R], None, None]:
                 state.consumed += 1
                 del fut
                 _raise(err)
-            outcome = fut.result()
+            values, err = fut.result()
             del fut
-            if isinstance(outcome, tuple):  # compact protocol: (values, error or None)
-                values, err = outcome
-                del outcome
-            else:  # per-item protocol: [(ok, value), ...]
-                if all(map(_first, outcome)):
-                    values, err = list(map(_second, outcome)), None
-                else:
-                    values = []
-                    for ok, value in outcome:
-                        if not ok:
-                            err = value
-                            break
-                        values.append(value)
-                    del value
-                del outcome
+            count = len(values)
+            values.reverse()  # popped from the end, in input order
             if not per_item:
                 state.consumed += n
                 if err is None:
                     state.fill()
-                state.current = values
-                yield values
+                yield _drain(state, values, count)
             else:
-                for value in values:
+                for _ in range(count):
                     state.consumed += 1
                     state.fill()
-                    batch = state.current = [value]
-                    yield batch
+                    yield _drain(state, values, 1)
             if err is not None:
                 state.consumed += 1
                 del values
@@ -442,26 +438,22 @@ def iter_map(
     ordered: bool,
     workers: int,
     auto_chunk: bool,
-    compact: bool = False,
 ) -> Iterator[R]:
     """Map ``fn`` over zipped ``iterables`` in chunks, lazily and with bounded read-ahead.
 
     The engine of :meth:`futurekit.Executor.map`. ``submit_chunk(fn, chunk)``
-    must submit ONE task for the chunk and return its future. Two protocols:
+    must submit ONE task for the chunk and return its future. ``chunk`` is a
+    list of single arguments and ``fn`` takes one (for several iterables,
+    ``fn`` arrives wrapped in :class:`Star` and the items are argument
+    tuples). The task returns ``(values, error)``: the results of the leading
+    items that succeeded and the exception of the item after them, or None.
+    :func:`run_chunk` implements it; ``values`` must be a list, which the
+    iterator empties as it yields (so it holds no yielded result). The outcome
+    pickles like a plain list of values, about five times cheaper per trivial
+    item than per-item ``(ok, value)`` pairs and 1-tuples.
 
-    * ``compact=False`` (per-item pairs): ``chunk`` is a list of argument
-      tuples; the task runs ``fn(*args)`` for each and returns a list of
-      outcomes, ``(True, value)`` or ``(False, exception)``.
-    * ``compact=True``: ``chunk`` is a list of single arguments and ``fn``
-      takes one (for several iterables, ``fn`` arrives wrapped in
-      :class:`Star` and the items are tuples); the task returns
-      ``(values, error)``: the results of the leading items that succeeded
-      and the exception of the item after them, or None. :func:`run_chunk`
-      implements it. It pickles like a plain list of values, about five
-      times cheaper per trivial item than per-item pairs and 1-tuples.
-
-    Either way, if a chunk's future itself fails (worker crash,
-    cancellation), every item of the chunk fails with that error.
+    If a chunk's future itself fails (worker crash, cancellation), every
+    item of the chunk fails with that error.
 
     The iterables are zipped (iteration stops at the shortest). Before
     returning, ``iter_map`` reads the first window of input and submits it, so
@@ -498,7 +490,8 @@ def iter_map(
 
     Args:
         submit_chunk: Submits one chunk as one task (see above).
-        fn: The function to apply; called as ``fn(*args)``.
+        fn: The function to apply; called as ``fn(*args)`` (through
+            :class:`Star` when there are several iterables).
         iterables: The argument iterables, zipped.
         timeout: Seconds, measured from this call, after which ``__next__``
             raises :class:`TimeoutError` instead of waiting further; None
@@ -512,7 +505,6 @@ def iter_map(
         auto_chunk: True for executors whose tasks are costly to send
             (process pools): large adaptive chunks. False (thread pools):
             small adaptive batches of quick items only.
-        compact: Which chunk protocol ``submit_chunk`` speaks (see above).
 
     Returns:
         An iterator over the results, with a ``close()`` method.
@@ -531,25 +523,15 @@ def iter_map(
 
     Example:
         >>> from concurrent.futures import ThreadPoolExecutor
-        >>> def run(fn, chunk):
-        ...     out = []
-        ...     for args in chunk:
-        ...         try:
-        ...             out.append((True, fn(*args)))
-        ...         except Exception as exc:
-        ...             out.append((False, exc))
-        ...     return out
         >>> with ThreadPoolExecutor(2) as pool:
-        ...     submit = lambda fn, chunk: pool.submit(run, fn, chunk)
+        ...     submit = lambda fn, chunk: pool.submit(run_chunk, fn, chunk)
+        ...     list(iter_map(submit, abs, ([-1, -2, 3],), timeout=10, chunksize=2, buffersize=None,
+        ...                   ordered=True, workers=2, auto_chunk=False))
         ...     it = iter_map(submit, pow, ([2, 3, 4], [2, 2]), timeout=10, chunksize=None,
         ...                   buffersize=None, ordered=True, workers=2, auto_chunk=True)
         ...     list(it)
-        [4, 9]
-        >>> with ThreadPoolExecutor(2) as pool:  # the compact protocol
-        ...     submit = lambda fn, chunk: pool.submit(run_chunk, fn, chunk)
-        ...     list(iter_map(submit, abs, ([-1, -2, 3],), timeout=10, chunksize=2, buffersize=None,
-        ...                   ordered=True, workers=2, auto_chunk=False, compact=True))
         [1, 2, 3]
+        [4, 9]
 
     Concurrency:
         Blocking: The call itself reads the first window of input and submits
@@ -587,7 +569,6 @@ def iter_map(
         ordered=ordered,
         workers=workers,
         auto_chunk=auto_chunk,
-        compact=compact,
     )
     batches = _batches(state)
     next(batches)  # eager start; from here on close() and finalisation cancel pending chunks

@@ -16,10 +16,10 @@ import os
 import pickle
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from . import _remote
+from . import _map, _remote
 from ._errors import SerializationError
 
 # Layout of the shared table (kept in sync with futurekit._crash):
@@ -127,11 +127,11 @@ def run_task(task_id: int, payload: bytes) -> tuple[bool, bytes]:
 
 
 def run_chunk(task_id: int, payload: bytes) -> tuple[bool, bytes]:
-    """Run ``fn(*args)`` for every args tuple of a chunk; never raises.
+    """Run a map() chunk (futurekit._map.run_chunk); never raises.
 
-    The payload is ``dump_call(fn, tuple_of_arg_tuples, {})``. Returns
-    ``(True, pickle of [(ok, value_or_captured_error), ...])``, or
-    ``(False, captured error)`` when the chunk itself could not be run.
+    The payload is ``dump_call(fn, tuple_of_items, {})``. Returns ``(True, pickle of
+    (values, captured_error_or_None))``, or ``(False, captured error)`` when the chunk
+    itself could not be run.
     """
     _record(task_id)
     try:
@@ -143,45 +143,34 @@ def run_chunk(task_id: int, payload: bytes) -> tuple[bool, bytes]:
         )
         err.__cause__ = exc
         return False, _remote.capture(err)
-    outcomes: list[tuple[bool, Any]] = []
-    append = outcomes.append
-    for args in items:
-        try:
-            append((True, fn(*args)))
-        except BaseException as exc:
-            tb = exc.__traceback__
-            if tb is not None and tb.tb_frame.f_code is _RUN_CHUNK_CODE:
-                exc.__traceback__ = tb.tb_next  # start at the user's function
-            del tb
-            append((False, _remote.capture(exc)))
+    values, failure = _map.run_chunk(fn, items)
+    captured = None
+    if failure is not None:
+        tb = failure.__traceback__
+        if tb is not None and tb.tb_frame.f_code is _MAP_RUN_CHUNK_CODE:
+            failure.__traceback__ = tb.tb_next  # start at the user's function
+        del tb
+        captured = _remote.capture(failure)
+        del failure
     try:
-        return True, pickle.dumps(outcomes, pickle.HIGHEST_PROTOCOL)
+        return True, pickle.dumps((values, captured), pickle.HIGHEST_PROTOCOL)
     except BaseException:
         pass
-    try:
-        return True, pickle.dumps(_picklable_outcomes(fn, outcomes), pickle.HIGHEST_PROTOCOL)
-    except BaseException as exc:  # pragma: no cover - every item pickles alone but not together
-        return False, _remote.capture(exc)
-
-
-def _picklable_outcomes(fn: object, outcomes: Sequence[tuple[bool, Any]]) -> list[tuple[bool, Any]]:
-    """Replace each value that cannot be pickled by a captured SerializationError naming fn and type."""
-    result: list[tuple[bool, Any]] = []
-    for ok, value in outcomes:
-        if ok:
+    # Some value cannot be pickled: keep the values before it, and fail that item.
+    user_fn = fn.fn if isinstance(fn, _map.Star) else fn
+    for index, value in enumerate(values):
+        try:
+            pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        except BaseException as err:
+            name = getattr(user_fn, "__module__", "?") + "." + getattr(user_fn, "__qualname__", repr(user_fn))
+            failure = SerializationError(
+                f"the result of {name}() could not be pickled in the worker: {type(value).__name__}: {err}"
+            )
             try:
-                pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-            except BaseException as exc:
-                name = getattr(fn, "__module__", "?") + "." + getattr(fn, "__qualname__", repr(fn))
-                err = SerializationError(
-                    f"result of {name} (type {type(value).__module__}.{type(value).__qualname__}) "
-                    f"cannot be pickled: {exc!r}; return plain data instead"
-                )
-                err.__cause__ = exc
-                result.append((False, _remote.capture(err)))
-                continue
-        result.append((ok, value))
-    return result
+                return True, pickle.dumps((values[:index], _remote.capture(failure)), pickle.HIGHEST_PROTOCOL)
+            except BaseException as exc2:  # pragma: no cover
+                return False, _remote.capture(exc2)
+    return False, _remote.capture(SerializationError("a map() chunk's results could not be pickled"))
 
 
-_RUN_CHUNK_CODE = run_chunk.__code__
+_MAP_RUN_CHUNK_CODE = _map.run_chunk.__code__

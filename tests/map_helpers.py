@@ -8,19 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from futurekit._map import run_chunk as compact_run_chunk
-
-
-def run_chunk(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> list[tuple[bool, Any]]:
-    """The chunk runner of the iter_map contract: per-item outcomes, never raises for an item."""
-    out: list[tuple[bool, Any]] = []
-    append = out.append
-    for args in chunk:
-        try:
-            append((True, fn(*args)))
-        except Exception as exc:
-            append((False, exc))
-    return out
+from futurekit._map import run_chunk
 
 
 class ItemError(Exception):
@@ -57,22 +45,24 @@ def spin(seconds: float) -> float:
     return seconds
 
 
+class Token:
+    """A weak-referenceable result object."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
 class Recorder:
-    """A submit_chunk adapter over an executor that records every chunk's size.
+    """A submit_chunk adapter over an executor (chunks run by futurekit._map.run_chunk) recording each chunk's size."""
 
-    ``compact=True`` speaks the compact protocol (futurekit._map.run_chunk), else per-item pairs.
-    """
-
-    def __init__(self, executor: cf.Executor, compact: bool = False) -> None:
+    def __init__(self, executor: cf.Executor) -> None:
         self.executor = executor
-        self.compact = compact
         self.sizes: list[int] = []
         self.futures: list[cf.Future[Any]] = []
         self.lock = threading.Lock()
 
     def __call__(self, fn: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
-        runner: Callable[..., Any] = compact_run_chunk if self.compact else run_chunk
-        fut = self.executor.submit(runner, fn, chunk)
+        fut = self.executor.submit(run_chunk, fn, chunk)
         with self.lock:
             self.sizes.append(len(chunk))
             self.futures.append(fut)

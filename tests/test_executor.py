@@ -237,6 +237,20 @@ def test_map_unordered(kit: Kit) -> None:
     assert sorted(kit.ex.map(h.square, range(30), ordered=False)) == [i * i for i in range(30)]
 
 
+def test_map_free_reference(kit: Kit) -> None:
+    """CPython's test_free_reference (issue #14406): map keeps no reference to a result it has yielded."""
+    options: list[dict[str, Any]] = [{}, {"chunksize": 5}, {"buffersize": 3}, {"ordered": False, "chunksize": 4}]
+    for kwargs in options:
+        seen = 0
+        for obj in kit.ex.map(h.make_dummy, range(10), **kwargs):
+            wr = weakref.ref(obj)
+            del obj
+            gc.collect()
+            assert wr() is None, kwargs
+            seen += 1
+        assert seen == 10
+
+
 def test_map_raises_at_the_failing_item(kit: Kit) -> None:
     it = kit.ex.map(h.fail_on, range(10), [4] * 10, chunksize=3)
     assert [next(it) for _ in range(4)] == [0, 1, 2, 3]
@@ -255,7 +269,7 @@ def test_map_honours_chunksize_exactly(kit: Kit, monkeypatch: pytest.MonkeyPatch
     sizes: list[int] = []
     original = kit.ex._submit_chunk
 
-    def recording(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> Future[list[tuple[bool, Any]]]:
+    def recording(fn: Callable[..., Any], chunk: list[Any]) -> Future[Any]:
         sizes.append(len(chunk))
         return original(fn, chunk)
 

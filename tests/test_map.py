@@ -15,17 +15,17 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 import pytest
-from map_helpers import CountingInput, ItemError, Recorder, add, fail_on_7, inc, run_chunk, spin
+from map_helpers import CountingInput, ItemError, Recorder, Token, add, fail_on_7, inc, spin
 
 import futurekit as fk
 from futurekit import _map
-from futurekit._map import iter_map
+from futurekit._map import iter_map, run_chunk
 
 WAIT = 10.0
 W = 2  # workers in every pool here
 WIN = _map.WINDOW_PER_WORKER * W  # chunks in flight with the default window
 
-SubmitChunk = Callable[[Callable[..., Any], list[tuple[Any, ...]]], "cf.Future[list[tuple[bool, Any]]]"]
+SubmitChunk = Callable[[Callable[..., Any], list[Any]], "cf.Future[Any]"]
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +46,6 @@ def pool(request: pytest.FixtureRequest) -> cf.Executor:
     name = "thread_pool" if request.param == "thread" else "process_pool"
     executor: cf.Executor = request.getfixturevalue(name)
     return executor
-
-
-@pytest.fixture(params=[False, True], ids=["pairs", "compact"])
-def compact(request: pytest.FixtureRequest) -> bool:
-    """Both chunk protocols: per-item (ok, value) pairs, and compact (values, error)."""
-    value: bool = request.param
-    return value
 
 
 def run(
@@ -76,7 +69,6 @@ def run(
         ordered=ordered,
         workers=workers,
         auto_chunk=auto_chunk,
-        compact=getattr(submit, "compact", False),
     )
 
 
@@ -108,14 +100,14 @@ class Gate:
 
 @pytest.mark.parametrize("chunksize", [None, 1, 7])
 @pytest.mark.parametrize("auto_chunk", [True, False])
-def test_results_in_input_order(compact: bool, pool: cf.Executor, chunksize: int | None, auto_chunk: bool) -> None:
-    rec = Recorder(pool, compact)
+def test_results_in_input_order(pool: cf.Executor, chunksize: int | None, auto_chunk: bool) -> None:
+    rec = Recorder(pool)
     assert list(run(rec, inc, range(300), chunksize=chunksize, auto_chunk=auto_chunk)) == list(range(1, 301))
     assert sum(rec.sizes) == 300
 
 
-def test_empty_input_submits_nothing(compact: bool, pool: cf.Executor) -> None:
-    rec = Recorder(pool, compact)
+def test_empty_input_submits_nothing(pool: cf.Executor) -> None:
+    rec = Recorder(pool)
     assert list(run(rec, inc, [])) == []
     assert list(run(rec, inc, [], ordered=False)) == []
     assert list(run(rec, add, [], range(10), buffersize=3)) == []
@@ -123,8 +115,8 @@ def test_empty_input_submits_nothing(compact: bool, pool: cf.Executor) -> None:
 
 
 @pytest.mark.parametrize("ordered", [True, False])
-def test_multiple_iterables_stop_at_shortest(compact: bool, pool: cf.Executor, ordered: bool) -> None:
-    rec = Recorder(pool, compact)
+def test_multiple_iterables_stop_at_shortest(pool: cf.Executor, ordered: bool) -> None:
+    rec = Recorder(pool)
     out = list(run(rec, add, range(10), range(100, 105), ordered=ordered))
     assert sorted(out) == [100, 102, 104, 106, 108]
     if ordered:
@@ -163,11 +155,11 @@ def test_eager_start_runs_first_window_before_consumption(thread_pool: cf.Thread
         (None, True, (WIN + 1) * _map.MAX_AUTO_CHUNK),
     ],
 )
-def test_default_window_is_bounded_on_infinite_input(compact: bool, 
+def test_default_window_is_bounded_on_infinite_input(
     thread_pool: cf.ThreadPoolExecutor, chunksize: int | None, auto_chunk: bool, bound: int
 ) -> None:
     source = CountingInput(itertools.count())
-    it = run(Recorder(thread_pool, compact), inc, source, chunksize=chunksize, auto_chunk=auto_chunk)
+    it = run(Recorder(thread_pool), inc, source, chunksize=chunksize, auto_chunk=auto_chunk)
     ahead = []
     for consumed, value in enumerate(itertools.islice(it, 3000), start=1):
         assert value == consumed
@@ -193,11 +185,11 @@ def test_default_window_bounded_on_infinite_input_processes(process_pool: cf.Pro
     [(1, None, False), (7, None, False), (7, 3, False), (9, 3, False), (64, None, True), (5, 5, True)],
 )
 @pytest.mark.parametrize("ordered", [True, False])
-def test_explicit_buffersize_caps_read_ahead_exactly(compact: bool, 
+def test_explicit_buffersize_caps_read_ahead_exactly(
     thread_pool: cf.ThreadPoolExecutor, buffersize: int, chunksize: int | None, auto_chunk: bool, ordered: bool
 ) -> None:
     source = CountingInput(itertools.count())
-    rec = Recorder(thread_pool, compact)
+    rec = Recorder(thread_pool)
     it = run(rec, inc, source, buffersize=buffersize, chunksize=chunksize, auto_chunk=auto_chunk, ordered=ordered)
     ahead = [source.pulled]
     seen = []
@@ -223,11 +215,11 @@ def test_explicit_buffersize_caps_read_ahead_exactly(compact: bool,
 
 
 @pytest.mark.parametrize("ordered", [True, False])
-def test_explicit_chunksize_is_honoured_exactly(compact: bool, pool: cf.Executor, ordered: bool) -> None:
-    rec = Recorder(pool, compact)
+def test_explicit_chunksize_is_honoured_exactly(pool: cf.Executor, ordered: bool) -> None:
+    rec = Recorder(pool)
     assert sorted(run(rec, inc, range(23), chunksize=5, ordered=ordered)) == list(range(1, 24))
     assert rec.sizes == [5, 5, 5, 5, 3]
-    rec = Recorder(pool, compact)
+    rec = Recorder(pool)
     assert list(run(rec, inc, range(10), chunksize=1, buffersize=4)) == list(range(1, 11))
     assert rec.sizes == [1] * 10
 
@@ -259,13 +251,10 @@ class FakeClock:
 
 
 def inline_submit(fn: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
-    """Runs the chunk at once in the calling thread (compact protocol)."""
+    """Runs the chunk at once in the calling thread."""
     fut: cf.Future[Any] = cf.Future()
     fut.set_result(_map.run_chunk(fn, chunk))
     return fut
-
-
-setattr(inline_submit, "compact", True)
 
 
 @pytest.mark.parametrize(
@@ -278,7 +267,6 @@ def test_auto_chunk_sizes_follow_measured_latency(monkeypatch: pytest.MonkeyPatc
         sizes.append(len(chunk))
         return inline_submit(fn, chunk)
 
-    setattr(submit, "compact", True)
     # quick: every chunk takes 1 us however big -> geometric growth by MAX_GROWTH up to the cap
     monkeypatch.setattr(_map, "monotonic", FakeClock(1e-6))
     n = 200_000
@@ -302,8 +290,8 @@ def test_auto_chunk_sizes_follow_measured_latency(monkeypatch: pytest.MonkeyPatc
     assert sizes == [1] * 50
 
 
-def test_auto_chunks_start_small_and_grow(compact: bool, process_pool: cf.ProcessPoolExecutor) -> None:
-    rec = Recorder(process_pool, compact)
+def test_auto_chunks_start_small_and_grow(process_pool: cf.ProcessPoolExecutor) -> None:
+    rec = Recorder(process_pool)
     n = 60000
     assert sum(run(rec, inc, range(n))) == n * (n + 1) // 2
     assert rec.sizes[0] == 1
@@ -380,12 +368,12 @@ def test_ordered_waits_for_the_head(thread_pool: cf.ThreadPoolExecutor) -> None:
 
 @pytest.mark.parametrize("chunksize", [None, 1, 3, 50])
 @pytest.mark.parametrize("buffersize", [None, 6])
-def test_error_raised_at_its_item_after_earlier_results(compact: bool, 
+def test_error_raised_at_its_item_after_earlier_results(
     pool: cf.Executor, chunksize: int | None, buffersize: int | None
 ) -> None:
     if chunksize is not None and buffersize is not None and chunksize > buffersize:
         chunksize = buffersize
-    it = run(Recorder(pool, compact), fail_on_7, range(100), chunksize=chunksize, buffersize=buffersize)
+    it = run(Recorder(pool), fail_on_7, range(100), chunksize=chunksize, buffersize=buffersize)
     got = []
     with pytest.raises(ItemError, match="item 7") as info:
         for value in it:
@@ -402,8 +390,8 @@ def _frames(tb: Any) -> list[Any]:
     return list(traceback.extract_tb(tb))
 
 
-def test_unordered_error_raised_in_completion_order(compact: bool, thread_pool: cf.ThreadPoolExecutor) -> None:
-    it = run(Recorder(thread_pool, compact), fail_on_7, range(8), ordered=False, auto_chunk=False, buffersize=8)
+def test_unordered_error_raised_in_completion_order(thread_pool: cf.ThreadPoolExecutor) -> None:
+    it = run(Recorder(thread_pool), fail_on_7, range(8), ordered=False, auto_chunk=False, buffersize=8)
     got = []
     with pytest.raises(ItemError):
         for value in it:
@@ -433,11 +421,11 @@ def test_error_cancels_the_rest(thread_pool: cf.ThreadPoolExecutor) -> None:
 def test_chunk_future_failure_fails_its_items(thread_pool: cf.ThreadPoolExecutor) -> None:
     calls = 0
 
-    def submit(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> cf.Future[list[tuple[bool, Any]]]:
+    def submit(fn: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
         nonlocal calls
         calls += 1
         if calls == 3:  # the third chunk's task "crashes"
-            fut: cf.Future[list[tuple[bool, Any]]] = cf.Future()
+            fut: cf.Future[Any] = cf.Future()
             fut.set_exception(cf.process.BrokenProcessPool("worker died"))
             return fut
         return thread_pool.submit(run_chunk, fn, chunk)
@@ -470,7 +458,7 @@ def test_submit_error_first_chunk_raises_from_map(thread_pool: cf.ThreadPoolExec
 def test_submit_error_later_chunk_raises_in_order(thread_pool: cf.ThreadPoolExecutor) -> None:
     calls = 0
 
-    def submit(fn: Callable[..., Any], chunk: list[tuple[Any, ...]]) -> cf.Future[list[tuple[bool, Any]]]:
+    def submit(fn: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
         nonlocal calls
         calls += 1
         if calls == 2:
@@ -491,8 +479,8 @@ def failing_input(n: int, exc: BaseException) -> Generator[int, None, None]:
 
 @pytest.mark.parametrize("chunksize", [None, 1, 3])
 @pytest.mark.parametrize("ordered", [True, False])
-def test_input_error_raised_after_earlier_results(compact: bool, pool: cf.Executor, chunksize: int | None, ordered: bool) -> None:
-    rec = Recorder(pool, compact)
+def test_input_error_raised_after_earlier_results(pool: cf.Executor, chunksize: int | None, ordered: bool) -> None:
+    rec = Recorder(pool)
     it = run(rec, inc, failing_input(5, LookupError("input broke")), chunksize=chunksize, ordered=ordered)
     got = []
     with pytest.raises(LookupError, match="input broke"):
@@ -541,9 +529,9 @@ def test_timeout_does_not_fire_on_ready_results(thread_pool: cf.ThreadPoolExecut
 
 
 @pytest.mark.parametrize("how", ["close", "break", "del", "never-consumed-del"])
-def test_closing_early_cancels_pending(compact: bool, thread_pool: cf.ThreadPoolExecutor, how: str) -> None:
+def test_closing_early_cancels_pending(thread_pool: cf.ThreadPoolExecutor, how: str) -> None:
     gate = Gate(free=[0])  # item 0 finishes, items 1 and 2 then block both workers
-    rec = Recorder(thread_pool, compact)
+    rec = Recorder(thread_pool)
     it = run(rec, gate, range(1000), buffersize=12, chunksize=1, auto_chunk=False)
     gate.wait_started(W + 1)
     start = time.monotonic()
@@ -598,9 +586,9 @@ class InterruptingInput:
         return self.pulled - 1
 
 
-def test_keyboard_interrupt_from_input_cancels_and_returns(compact: bool, thread_pool: cf.ThreadPoolExecutor) -> None:
+def test_keyboard_interrupt_from_input_cancels_and_returns(thread_pool: cf.ThreadPoolExecutor) -> None:
     gate = Gate(free=[0, 1, 2])  # 3 and 4 then block both workers
-    rec = Recorder(thread_pool, compact)
+    rec = Recorder(thread_pool)
     it = run(rec, gate, InterruptingInput(8), buffersize=6, chunksize=1, auto_chunk=False)
     gate.wait_started(W + 3)
     start = time.monotonic()
@@ -704,10 +692,48 @@ def test_dropped_iterator_is_freed_without_gc(thread_pool: cf.ThreadPoolExecutor
         gate.opened.set()
 
 
-def test_scale_processes_ordered_and_unordered(compact: bool, process_pool: cf.ProcessPoolExecutor) -> None:
+@pytest.mark.parametrize(
+    ("chunksize", "buffersize", "ordered"),
+    [(None, None, True), (4, None, True), (4, None, False), (1, 3, True), (None, 8, False)],
+)
+def test_yielded_results_are_not_kept_by_the_iterator(
+    pool: cf.Executor, chunksize: int | None, buffersize: int | None, ordered: bool
+) -> None:
+    """Issue #14406 (stdlib test_free_reference): a result is freed once the consumer drops it."""
+    it = run(Recorder(pool), Token, range(30), chunksize=chunksize, buffersize=buffersize, ordered=ordered)
+    seen = set()
+    for obj in it:
+        seen.add(obj.value)
+        ref = weakref.ref(obj)
+        del obj
+        gc.collect()
+        assert ref() is None
+    assert seen == set(range(30))
+
+
+def test_close_in_the_middle_of_a_batch_stops_and_drops_it(thread_pool: cf.ThreadPoolExecutor) -> None:
+    live: weakref.WeakSet[Token] = weakref.WeakSet()
+
+    def make(value: int) -> Token:
+        token = Token(value)
+        live.add(token)
+        return token
+
+    it = run(Recorder(thread_pool), make, range(10), chunksize=10, auto_chunk=False)
+    first = next(it)
+    assert first.value == 0
+    gc.collect()
+    assert len(live) == 10  # the rest of the batch waits in the iterator
+    it.close()  # type: ignore[attr-defined]
+    assert list(it) == []  # the half-yielded batch stops at once
+    gc.collect()
+    assert list(live) == [first]  # and is dropped
+
+
+def test_scale_processes_ordered_and_unordered(process_pool: cf.ProcessPoolExecutor) -> None:
     n = 100_000
-    assert sum(run(Recorder(process_pool, compact), inc, iter(range(n)))) == n * (n + 1) // 2
-    assert sum(run(Recorder(process_pool, compact), inc, iter(range(n)), ordered=False)) == n * (n + 1) // 2
+    assert sum(run(Recorder(process_pool), inc, iter(range(n)))) == n * (n + 1) // 2
+    assert sum(run(Recorder(process_pool), inc, iter(range(n)), ordered=False)) == n * (n + 1) // 2
 
 
 # --- through futurekit's executors -------------------------------------------------------------
