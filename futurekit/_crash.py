@@ -30,7 +30,7 @@ from concurrent.futures import _base as _futures_base
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from . import _remote, _worker
+from . import _calls, _remote, _worker
 from ._errors import WorkerCrashedError
 
 _log = logging.getLogger("futurekit")
@@ -191,7 +191,7 @@ def decode_value(data: bytes, describe: Callable[[], str]) -> Any:
     try:
         return pickle.loads(data)
     except BaseException:
-        return _remote.load_result(data, describe())
+        return _calls.load_result(data, describe())
 
 
 def decode_chunk(data: bytes, describe: Callable[[], str]) -> tuple[list[Any], BaseException | None]:
@@ -199,7 +199,7 @@ def decode_chunk(data: bytes, describe: Callable[[], str]) -> tuple[list[Any], B
     try:
         values, captured = pickle.loads(data)
     except BaseException:
-        values, captured = _remote.load_result(data, describe())
+        values, captured = _calls.load_result(data, describe())
     return values, (None if captured is None else _remote.rebuild(captured))
 
 

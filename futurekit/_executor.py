@@ -23,7 +23,7 @@ from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-from . import _crash, _map, _remote, _worker
+from . import _calls, _crash, _map, _worker
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -31,9 +31,9 @@ T = TypeVar("T")
 
 def _describe_chunk(fn: Callable[..., Any], chunk: list[Any]) -> str:
     if isinstance(fn, _map.Star):
-        text = _remote.describe_call(fn.fn, chunk[0] if chunk else (), {})
+        text = _calls.describe_call(fn.fn, chunk[0] if chunk else (), {})
     else:
-        text = _remote.describe_call(fn, (chunk[0],) if chunk else (), {})
+        text = _calls.describe_call(fn, (chunk[0],) if chunk else (), {})
     if len(chunk) > 1:
         text += f" and {len(chunk) - 1} more items of one map() chunk"
     return text
@@ -196,9 +196,9 @@ class Executor(concurrent.futures.Executor):
             return self._inner.submit(fn, *args, **kwargs)
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        payload = _remote.dump_call(fn, args, kwargs)
+        payload = _calls.dump_call(fn, args, kwargs)
         return sup.submit(
-            _worker.run_task, payload, _crash.decode_value, lambda: _remote.describe_call(fn, args, kwargs)
+            _worker.run_task, payload, _crash.decode_value, lambda: _calls.describe_call(fn, args, kwargs)
         )
 
     def _submit_chunk(self, fn: Callable[..., Any], chunk: list[Any]) -> Future[_map.ChunkResult]:
@@ -208,7 +208,7 @@ class Executor(concurrent.futures.Executor):
             return self._inner.submit(_map.run_chunk, fn, chunk)
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        payload = _remote.dump_call(fn, tuple(chunk), {})
+        payload = _calls.dump_call(fn, tuple(chunk), {})
         return sup.submit(
             _worker.run_chunk, payload, _crash.decode_chunk, lambda: _describe_chunk(fn, chunk)
         )

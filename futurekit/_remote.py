@@ -1,15 +1,11 @@
-"""The process boundary: calls go out as bytes, results and exceptions come back as bytes.
+"""The exception codec of the process boundary: an exception crosses as bytes and arrives as itself.
 
-Parent side: :func:`dump_call` pickles ``(fn, args, kwargs)`` in ``submit``'s
-own thread (so a failure is raised there, at once, as
-:class:`~futurekit.SerializationError`), and :func:`rebuild` turns a captured
-exception back into its original type with the child's real frames.
-
-Child side: :func:`run_call` runs a call and never raises; :func:`capture`
-turns any exception into bytes, with its traceback as frame data (file, name,
-line and column positions), its ``__cause__``/``__context__`` chain, notes and
-exception-group members, and falls back to :class:`~futurekit.RemoteError`
-when the exception cannot cross.
+Child side: :func:`capture` turns any exception into bytes, with its traceback
+as frame data (file, name, line and column positions), its
+``__cause__``/``__context__`` chain, notes and exception-group members, and
+falls back to :class:`~futurekit.RemoteError` when the exception cannot cross.
+Parent side: :func:`rebuild` turns those bytes back into the original type
+with the child's real frames. (The call codec that uses it is ``_calls``.)
 
 Why not ``tblib.pickling_support``: its "per instance" registration still
 calls ``copyreg.pickle(type(exc), ...)`` (a process-global change), and its
@@ -29,25 +25,15 @@ import io
 import itertools
 import os
 import pickle
-import reprlib
 import types
-from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from ._errors import RemoteError, SerializationError
+from ._errors import RemoteError
 
-__all__ = [
-    "capture",
-    "describe_call",
-    "dump_batch",
-    "dump_call",
-    "load_result",
-    "rebuild",
-    "run_batch",
-    "run_call",
-]
+__all__ = ["capture", "rebuild"]
 
-_PROTOCOL: Final = pickle.HIGHEST_PROTOCOL
+PROTOCOL: Final = pickle.HIGHEST_PROTOCOL
+_PROTOCOL: Final = PROTOCOL
 _FORMAT: Final = "futurekit-exc-1"
 KEEP_HEAD: Final = 50
 """Remote frames kept from the outermost end of a deep traceback."""
@@ -60,14 +46,13 @@ _FrameData = tuple[str, str, str, "str | None", int, "int | None", "int | None",
 # (frames, number of frames omitted after the first KEEP_HEAD)
 _TbData = tuple[tuple[_FrameData, ...], int]
 
-_TRAMPOLINES: Final = frozenset({__name__, "futurekit._worker"})
-_THREADS_HINT: Final = "or use fk.threads() to run it in this process"
-
+# Leading frames of these modules (the worker-side runners) are left out of remote tracebacks.
+_TRAMPOLINES: Final = frozenset({__name__, "futurekit._calls", "futurekit._worker"})
 
 # --------------------------------------------------------------------------- names
 
 
-def _type_name(cls: type) -> str:
+def type_name(cls: type) -> str:
     """Qualified name of a class, e.g. ``mymod.ParseError`` or ``ValueError``."""
     module = getattr(cls, "__module__", None)
     qualname = getattr(cls, "__qualname__", None) or getattr(cls, "__name__", "?")
@@ -76,7 +61,7 @@ def _type_name(cls: type) -> str:
     return f"{module}.{qualname}"
 
 
-def _callable_name(fn: object) -> str:
+def callable_name(fn: object) -> str:
     """``module.qualname`` of a callable; never raises."""
     try:
         inner = fn
@@ -87,7 +72,7 @@ def _callable_name(fn: object) -> str:
             inner = nested
         qualname = getattr(inner, "__qualname__", None)
         if not isinstance(qualname, str):
-            qualname = _type_name(type(inner))
+            qualname = type_name(type(inner))
             return qualname
         module = getattr(inner, "__module__", None)
         if isinstance(module, str) and module != "builtins":
@@ -103,386 +88,6 @@ def _safe_str(exc: BaseException) -> str:
         return str(exc)
     except BaseException as err:
         return f"<str() failed: {type(err).__name__}>"
-
-
-def _is_local_function(obj: object) -> bool:
-    """True for lambdas and functions defined inside another function."""
-    qualname = getattr(obj, "__qualname__", "")
-    return isinstance(obj, types.FunctionType) and ("<lambda>" in qualname or "<locals>" in qualname)
-
-
-# --------------------------------------------------------------------------- describe_call
-
-
-_repr: Final = reprlib.Repr()
-_repr.maxstring = 40
-_repr.maxother = 40
-_repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 4
-
-
-def _short_repr(obj: object) -> str:
-    """Truncated repr that never raises (except KeyboardInterrupt)."""
-    try:
-        return _repr.repr(obj)
-    except KeyboardInterrupt:
-        raise
-    except BaseException:
-        return f"<{type(obj).__name__} object (repr failed)>"
-
-
-def describe_call(
-    fn: Callable[..., Any], args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, limit: int = 120
-) -> str:
-    """Describe a call briefly, e.g. ``"mymod.work(1, 'abc', key=2)"``.
-
-    Argument reprs are truncated (:mod:`reprlib`) and the whole text is cut to
-    at most ``limit`` characters. Used in error messages (a crashed worker, an
-    unpicklable argument), so it never raises: a failing ``__repr__`` shows as
-    a placeholder.
-
-    Args:
-        fn: The callable.
-        args: Positional arguments.
-        kwargs: Keyword arguments.
-        limit: Maximum length of the result (at least 10).
-
-    Returns:
-        The description.
-
-    Example:
-        >>> from futurekit._remote import describe_call
-        >>> describe_call(divmod, (7, "x" * 100), {"key": 2}, limit=60)
-        "divmod(7, 'xxxxxxxxxxxxxxxxx...xxxxxxxxxxxxxxxxxx', key=2)"
-        >>> len(describe_call(divmod, tuple(range(100)), limit=30))
-        30
-
-    Concurrency:
-        Blocking: Never blocks (calls the arguments' ``__repr__``).
-        Callbacks: None.
-        Thread safety: Safe from any thread.
-        Cancellation: Not applicable.
-    """
-    limit = max(limit, 10)
-    text = f"{_callable_name(fn)}("
-    try:
-        parts = itertools.chain(
-            (_short_repr(a) for a in args),
-            (f"{k}={_short_repr(v)}" for k, v in (kwargs or {}).items()),
-        )
-        sep = ""
-        for part in parts:  # lazily: a huge argument list is never repr'd in full
-            if len(text) > limit:
-                break
-            text += sep + part
-            sep = ", "
-    except KeyboardInterrupt:
-        raise
-    except BaseException:
-        text += "..."
-    text += ")"
-    if len(text) > limit:
-        text = text[: limit - 4] + "...)"
-    return text
-
-
-# --------------------------------------------------------------------------- dump_call
-
-
-def _first_unpicklable(fn: object, args: Iterable[tuple[str, object]]) -> tuple[str, object, BaseException] | None:
-    """Find which of fn / the arguments fails to pickle (slow path only)."""
-    for label, obj in itertools.chain((("function", fn),), args):
-        try:
-            pickle.dumps(obj, _PROTOCOL)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
-            return label, obj, err
-    return None
-
-
-def _serialization_error(
-    fn: object, labelled: Iterable[tuple[str, object]], err: BaseException, what: str
-) -> SerializationError:
-    """Build the SerializationError for an unpicklable call."""
-    name = _callable_name(fn)
-    found = _first_unpicklable(fn, labelled)
-    if found is None:  # only the combination fails (e.g. a recursion limit)
-        label, obj, cause = what, None, err
-    else:
-        label, obj, cause = found
-    reason = _describe_error(cause)
-    if label == "function":
-        subject = f"function {name}"
-    else:
-        subject = f"{label} of {name}" + ("" if obj is None else f" (type {_type_name(type(obj))})")
-    if _is_local_function(obj) or _is_local_function(getattr(obj, "func", None)):
-        hint = (
-            "lambda/local functions cannot be sent to a process: define it at module level, "
-            f"{_THREADS_HINT}"
-        )
-    elif label == "function":
-        hint = f"the function must be importable by name in the worker: define it at module level, {_THREADS_HINT}"
-    else:
-        hint = (
-            "pass picklable data instead (not locks, open files, sockets, generators or "
-            f"local functions), {_THREADS_HINT}"
-        )
-    exc = SerializationError(f"cannot send {subject} to a worker process: {reason}; {hint}")
-    exc.__cause__ = cause
-    return exc
-
-
-def dump_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-    """Pickle a call for :func:`run_call` in a worker process.
-
-    Runs in the submitting thread, so a function or argument that cannot be
-    pickled fails ``submit`` at once with a message that names it, instead of
-    failing later in a pool's feeder thread (where the stdlib loses a
-    ``BaseException`` raised by a ``__reduce__`` and the future never settles).
-
-    Args:
-        fn: The function; it must be importable by name in the worker.
-        args: Positional arguments.
-        kwargs: Keyword arguments.
-
-    Returns:
-        The payload for :func:`run_call`.
-
-    Raises:
-        SerializationError: ``fn`` or an argument cannot be pickled (any
-            exception, even a ``BaseException`` such as ``SystemExit`` raised
-            by a ``__reduce__``, other than ``KeyboardInterrupt``). The
-            original error is chained as ``__cause__``.
-
-    Example:
-        >>> from futurekit._remote import dump_call, run_call
-        >>> ok, data = run_call(dump_call(divmod, (7, 2), {}))
-        >>> ok, __import__("pickle").loads(data)
-        (True, (3, 1))
-        >>> dump_call(lambda: 1, (), {})  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        futurekit.SerializationError: cannot send function ...<lambda> to a worker process: ...
-
-    Concurrency:
-        Blocking: Never blocks (runs the arguments' pickling hooks).
-        Callbacks: None.
-        Thread safety: Safe from any thread.
-        Cancellation: Not applicable.
-    """
-    try:
-        return pickle.dumps((fn, args, kwargs), _PROTOCOL)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as err:
-        failure = err
-    # Outside the except block, so the probes' errors carry no noisy context.
-    labelled = itertools.chain(
-        ((f"argument {i}", a) for i, a in enumerate(args)),
-        ((f"keyword argument {k!r}", v) for k, v in kwargs.items()),
-    )
-    error = _serialization_error(fn, labelled, failure, "arguments")
-    del failure
-    raise error from error.__cause__
-
-
-def dump_batch(fn: Callable[..., Any], items: Iterable[tuple[Any, ...]]) -> bytes:
-    """Pickle many calls of one function (a ``map`` chunk) for :func:`run_batch`.
-
-    Args:
-        fn: The function, importable by name in the worker.
-        items: One tuple of positional arguments per call.
-
-    Returns:
-        The payload for :func:`run_batch`.
-
-    Raises:
-        SerializationError: As :func:`dump_call`, naming the failing item.
-
-    Example:
-        >>> import pickle
-        >>> from futurekit._remote import dump_batch, run_batch
-        >>> [(ok, pickle.loads(d)) for ok, d in run_batch(dump_batch(pow, [(2, 3), (3, 2)]))]
-        [(True, 8), (True, 9)]
-
-    Concurrency:
-        Blocking: Never blocks (runs the arguments' pickling hooks).
-        Callbacks: None.
-        Thread safety: Safe from any thread.
-        Cancellation: Not applicable.
-    """
-    calls = list(items)
-    try:
-        inner = pickle.dumps((fn, calls), _PROTOCOL)
-        return pickle.dumps((_callable_name(fn), len(calls), inner), _PROTOCOL)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as err:
-        failure = err
-    error = _serialization_error(fn, ((f"item {i}", a) for i, a in enumerate(calls)), failure, "arguments")
-    del failure
-    raise error from error.__cause__
-
-
-# --------------------------------------------------------------------------- run_call (child)
-
-
-def _dump_result(fn: object, result: object) -> tuple[bool, bytes]:
-    """Pickle a result, or capture a SerializationError naming fn and type."""
-    try:
-        return True, pickle.dumps(result, _PROTOCOL)
-    except BaseException as err:
-        exc = SerializationError(
-            f"result of {_callable_name(fn)} (type {_type_name(type(result))}) cannot be pickled: "
-            f"{_describe_error(err)}; return picklable data instead, {_THREADS_HINT}"
-        )
-        exc.__cause__ = err
-        return False, capture(exc)
-
-
-def _run_one(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, bytes]:
-    """Run fn and encode the outcome (the caller catches nothing)."""
-    try:
-        result = fn(*args, **kwargs)
-    except BaseException as exc:
-        return False, capture(exc)
-    return _dump_result(fn, result)
-
-
-def _guess_name(payload: bytes) -> str:
-    """The first global a payload refers to (its function, usually); slow path only."""
-    try:
-        import pickletools
-
-        strings: list[str] = []
-        for opcode, arg, _pos in itertools.islice(pickletools.genops(payload), 200):
-            if opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
-                return f"{strings[-2]}.{strings[-1]}"
-            if opcode.name == "GLOBAL" and isinstance(arg, str):
-                return arg.replace(" ", ".")
-            if isinstance(arg, str):
-                strings.append(arg)
-    except Exception:
-        pass
-    return "<unknown function>"
-
-
-def _payload_error(name: str, err: BaseException) -> bytes:
-    """Capture a SerializationError for a payload the worker could not unpickle."""
-    exc = SerializationError(
-        f"the worker could not unpickle the call to {name}: {_describe_error(err)}; "
-        "the function and the classes of its arguments must be importable by name in the worker"
-    )
-    exc.__cause__ = err
-    return capture(exc)
-
-
-def run_call(payload: bytes) -> tuple[bool, bytes]:
-    """Run a call made by :func:`dump_call`; the child-side trampoline.
-
-    Module level, so a process pool pickles it by reference. Never raises, so
-    the pool only ever transports ``(bool, bytes)``: nothing of the user's can
-    break the pool while being (un)pickled on either side.
-
-    Args:
-        payload: Bytes from :func:`dump_call`.
-
-    Returns:
-        ``(True, pickled result)``, or ``(False, capture(exc))`` when the call
-        raised, when its result cannot be pickled (a
-        :class:`~futurekit.SerializationError` naming the function and the
-        type) or when the payload cannot be unpickled here.
-
-    Example:
-        >>> from futurekit._remote import dump_call, rebuild, run_call
-        >>> ok, data = run_call(dump_call(int, ("x",), {}))
-        >>> ok, type(rebuild(data)).__name__
-        (False, 'ValueError')
-
-    Concurrency:
-        Blocking: Runs the call in the calling thread (the worker).
-        Callbacks: None.
-        Thread safety: Safe from any thread.
-        Cancellation: Not applicable; it runs to completion.
-    """
-    try:
-        fn, args, kwargs = pickle.loads(payload)
-    except BaseException as err:
-        return False, _payload_error(_guess_name(payload), err)
-    return _run_one(fn, args, kwargs)
-
-
-def run_batch(payload: bytes) -> list[tuple[bool, bytes]]:
-    """Run a chunk of calls made by :func:`dump_batch`; one outcome per item.
-
-    Never raises. Each item's outcome is encoded independently, as by
-    :func:`run_call`, so one failing item fails only its own future; if the
-    call cannot be unpickled here, every item gets that error (and bytes
-    that did not come from :func:`dump_batch` get a one-item error list).
-
-    Args:
-        payload: Bytes from :func:`dump_batch`.
-
-    Returns:
-        A list of ``(ok, bytes)`` pairs in item order, as many as items.
-
-    Example:
-        >>> from futurekit._remote import dump_batch, run_batch
-        >>> [ok for ok, _ in run_batch(dump_batch(int, [("1",), ("x",)]))]
-        [True, False]
-
-    Concurrency:
-        Blocking: Runs the calls in the calling thread (the worker), in order.
-        Callbacks: None.
-        Thread safety: Safe from any thread.
-        Cancellation: Not applicable; it runs to completion.
-    """
-    try:
-        name, count, inner = pickle.loads(payload)  # plain str, int and bytes
-    except BaseException as err:  # not from dump_batch: the size is unknown
-        return [(False, _payload_error("<unknown function>", err))]
-    try:
-        fn, calls = pickle.loads(inner)
-    except BaseException as err:
-        error = _payload_error(name, err)
-        return [(False, error)] * count
-    return [_run_one(fn, args, {}) for args in calls]
-
-
-def load_result(data: bytes, description: str = "the task") -> Any:
-    """Unpickle a successful result in the caller.
-
-    Args:
-        data: The bytes of a ``(True, data)`` outcome.
-        description: What produced it (e.g. :func:`describe_call`'s text), for
-            the error message.
-
-    Returns:
-        The result.
-
-    Raises:
-        SerializationError: The result cannot be unpickled here (its class
-            is not importable, or its ``__setstate__``/constructor fails).
-
-    Example:
-        >>> from futurekit._remote import load_result
-        >>> load_result(__import__("pickle").dumps([1, 2]))
-        [1, 2]
-
-    Concurrency:
-        Blocking: Never blocks.
-        Callbacks: None.
-        Thread safety: Safe from any thread.
-        Cancellation: Not applicable.
-    """
-    try:
-        return pickle.loads(data)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as err:
-        raise SerializationError(
-            f"the result of {description} cannot be unpickled in the caller: {_describe_error(err)}"
-        ) from err
 
 
 # --------------------------------------------------------------------------- traceback data
@@ -702,9 +307,9 @@ def _head(
     cls = type(exc)
     reduced = exc.__reduce_ex__(protocol)
     if isinstance(reduced, str) or len(reduced) < 2:
-        raise TypeError(f"{_type_name(cls)}.__reduce_ex__ returned {reduced!r}")
+        raise TypeError(f"{type_name(cls)}.__reduce_ex__ returned {reduced!r}")
     if any(item is not None for item in reduced[3:5]):
-        raise TypeError(f"{_type_name(cls)}.__reduce_ex__ returned list or dict items")
+        raise TypeError(f"{type_name(cls)}.__reduce_ex__ returned list or dict items")
     plain = cls.__reduce__ in _PLAIN_REDUCERS and cls.__reduce_ex__ is BaseException.__reduce_ex__
     # A Python __init__ with plain reduction is the classic "custom __init__
     # with required arguments" whose signature need not match self.args.
@@ -724,7 +329,7 @@ def _head(
     return (0, reduced[0], tuple(reduced[1])), state, setter, {}
 
 
-def _describe_error(err: BaseException) -> str:
+def describe_error(err: BaseException) -> str:
     """``"TypeName: message"``; never raises."""
     return f"{type(err).__name__}: {_safe_str(err)}"
 
@@ -810,7 +415,7 @@ class _CapturePickler(pickle.Pickler):
 
 def _remote_error_args(exc: BaseException, err: BaseException) -> tuple[str, str, str]:
     """RemoteError arguments for exc, which failed with err."""
-    return (_type_name(type(exc)), _safe_str(exc), f"could not be pickled in the worker: {_describe_error(err)}")
+    return (type_name(type(exc)), _safe_str(exc), f"could not be pickled in the worker: {describe_error(err)}")
 
 
 def _dumps(exc: BaseException, cache: dict[int, _TbData], *, safe: bool) -> bytes:
@@ -854,7 +459,7 @@ def _fallback(exc: BaseException, cache: dict[int, _TbData], depth: int = 0) -> 
             cause = _fallback(exc.__cause__, cache, depth + 1)
         if exc.__context__ is not None and exc.__context__ is not exc.__cause__:
             context = _fallback(exc.__context__, cache, depth + 1)
-    return (_type_name(type(exc)), _safe_str(exc), tb_data, plain_notes, cause, context, exc.__suppress_context__)
+    return (type_name(type(exc)), _safe_str(exc), tb_data, plain_notes, cause, context, exc.__suppress_context__)
 
 
 def capture(exc: BaseException) -> bytes:
@@ -905,7 +510,7 @@ def capture(exc: BaseException) -> bytes:
             _verify(primary)
     except BaseException as err:
         primary = None
-        reason = _describe_error(err)
+        reason = describe_error(err)
     try:
         fallback: Any = _fallback(exc, cache)
     except BaseException:
@@ -979,7 +584,7 @@ def rebuild(data: bytes) -> BaseException:
     except KeyboardInterrupt:
         raise
     except BaseException as err:
-        return RemoteError("<unknown>", "", reason=f"undecodable remote exception data: {_describe_error(err)}")
+        return RemoteError("<unknown>", "", reason=f"undecodable remote exception data: {describe_error(err)}")
     exc: BaseException | None = None
     if primary is not None:
         try:
@@ -987,7 +592,7 @@ def rebuild(data: bytes) -> BaseException:
         except KeyboardInterrupt:
             raise
         except BaseException as err:
-            reason = f"could not be rebuilt in the caller: {_describe_error(err)}"
+            reason = f"could not be rebuilt in the caller: {describe_error(err)}"
         else:
             if not isinstance(exc, BaseException):
                 exc = None
@@ -1000,11 +605,10 @@ def rebuild(data: bytes) -> BaseException:
         except KeyboardInterrupt:
             raise
         except BaseException as err:
-            exc = RemoteError("<unknown>", "", reason=f"{reason}; fallback failed: {_describe_error(err)}")
+            exc = RemoteError("<unknown>", "", reason=f"{reason}; fallback failed: {describe_error(err)}")
     try:
         if pid != os.getpid():
             exc.add_note(f"futurekit: raised in worker process {pid}")
     except Exception:
         pass
     return exc
-

@@ -19,8 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import _map, _remote
-from ._errors import SerializationError
+from . import _calls, _map, _remote
 
 # Layout of the shared table (kept in sync with futurekit._crash):
 #   [0]            number of workers whose initializer raised
@@ -121,9 +120,9 @@ def _record(task_id: int) -> None:
 
 
 def run_task(task_id: int, payload: bytes) -> tuple[bool, bytes]:
-    """Run one call serialised by ``_remote.dump_call``; never raises (see ``_remote.run_call``)."""
+    """Run one call serialised by ``_calls.dump_call``; never raises (see ``_calls.run_call``)."""
     _record(task_id)
-    return _remote.run_call(payload)
+    return _calls.run_call(payload)
 
 
 def run_chunk(task_id: int, payload: bytes) -> tuple[bool, bytes]:
@@ -137,12 +136,7 @@ def run_chunk(task_id: int, payload: bytes) -> tuple[bool, bytes]:
     try:
         fn, items, _kwargs = pickle.loads(payload)
     except BaseException as exc:
-        err = SerializationError(
-            f"the worker could not unpickle a map() chunk: {type(exc).__name__}: {exc}; the function "
-            "and the classes of its arguments must be importable by name in the worker"
-        )
-        err.__cause__ = exc
-        return False, _remote.capture(err)
+        return False, _calls.payload_error(f"a map() chunk of {_calls.guess_name(payload)}", exc)
     values, failure = _map.run_chunk(fn, items)
     captured = None
     if failure is not None:
@@ -153,24 +147,20 @@ def run_chunk(task_id: int, payload: bytes) -> tuple[bool, bytes]:
         captured = _remote.capture(failure)
         del failure
     try:
-        return True, pickle.dumps((values, captured), pickle.HIGHEST_PROTOCOL)
+        return True, pickle.dumps((values, captured), _remote.PROTOCOL)
     except BaseException:
         pass
     # Some value cannot be pickled: keep the values before it, and fail that item.
     user_fn = fn.fn if isinstance(fn, _map.Star) else fn
     for index, value in enumerate(values):
-        try:
-            pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
-        except BaseException as err:
-            name = getattr(user_fn, "__module__", "?") + "." + getattr(user_fn, "__qualname__", repr(user_fn))
-            failure = SerializationError(
-                f"the result of {name}() could not be pickled in the worker: {type(value).__name__}: {err}"
-            )
+        ok, data = _calls.dump_result(user_fn, value)
+        if not ok:
             try:
-                return True, pickle.dumps((values[:index], _remote.capture(failure)), pickle.HIGHEST_PROTOCOL)
-            except BaseException as exc2:  # pragma: no cover
-                return False, _remote.capture(exc2)
-    return False, _remote.capture(SerializationError("a map() chunk's results could not be pickled"))
+                return True, pickle.dumps((values[:index], data), _remote.PROTOCOL)
+            except BaseException as exc:  # pragma: no cover - values[:index] all pickled one by one
+                return False, _remote.capture(exc)
+    # Each value pickles alone but not together (e.g. a __reduce__ with side effects).
+    return False, _remote.capture(_calls.unpicklable_result_error(user_fn, values))
 
 
 _MAP_RUN_CHUNK_CODE = _map.run_chunk.__code__

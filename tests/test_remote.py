@@ -28,18 +28,8 @@ import pytest
 import remote_helpers as h
 
 from futurekit import RemoteError, SerializationError, WorkerCrashedError
-from futurekit._remote import (
-    KEEP_HEAD,
-    KEEP_TAIL,
-    capture,
-    describe_call,
-    dump_batch,
-    dump_call,
-    load_result,
-    rebuild,
-    run_batch,
-    run_call,
-)
+from futurekit._calls import describe_call, dump_call, load_result, run_call
+from futurekit._remote import KEEP_HEAD, KEEP_TAIL, capture, rebuild
 
 HELPERS = Path(h.__file__).read_text().splitlines()
 
@@ -526,13 +516,9 @@ def test_run_call_bad_payload_is_an_error_not_an_exception() -> None:
     assert "could not unpickle the call" in str(err)
 
 
-def test_run_batch_and_load_result() -> None:
-    outcomes = run_batch(dump_batch(int, [("1",), ("x",), ("3",)]))
-    assert [ok for ok, _ in outcomes] == [True, False, True]
-    assert load_result(outcomes[0][1]) == 1
-    assert type(rebuild(outcomes[1][1])) is ValueError
-    with pytest.raises(SerializationError, match="item 1 of remote_helpers.add"):
-        dump_batch(h.add, [(1, 2), (threading.Lock(), 2)])
+def test_load_result() -> None:
+    ok, data = run_call(dump_call(int, ("1",), {}))
+    assert ok and load_result(data) == 1
     with pytest.raises(SerializationError, match="cannot be unpickled in the caller"):
         load_result(b"garbage", "f(1)")
 
@@ -649,15 +635,8 @@ def test_pool_recursion_error(pool: ProcessPoolExecutor) -> None:
     assert any("remote frames omitted" in note for note in err.__notes__)
 
 
-def test_pool_batch(pool: ProcessPoolExecutor) -> None:
-    outcomes = pool.submit(run_batch, dump_batch(h.fail_nested, [("x",), ("7",)])).result(timeout=60)
-    (ok1, d1), (ok2, d2) = outcomes
-    assert not ok1 and tb_names(rebuild(d1)) == ["fail_nested", "level_two", "level_three"]
-    assert ok2 and load_result(d2) == 16
-
-
 def test_module_import_is_light() -> None:
-    code = "import sys, futurekit._remote; print('tblib' in sys.modules, 'pickletools' in sys.modules)"
+    code = "import sys, futurekit._remote, futurekit._calls; print('tblib' in sys.modules, 'pickletools' in sys.modules)"
     import subprocess
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

@@ -1,0 +1,339 @@
+"""The call codec of the process boundary: calls go out as bytes, outcomes come back as bytes.
+
+Parent side: :func:`dump_call` pickles ``(fn, args, kwargs)`` in ``submit``'s
+own thread (so a failure is raised there, at once, as
+:class:`~futurekit.SerializationError`), and :func:`load_result` unpickles a
+result. Child side: :func:`run_call` runs a call and never raises; an
+exception is encoded by ``_remote.capture`` and rebuilt by ``_remote.rebuild``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+import reprlib
+import types
+from collections.abc import Callable, Iterable
+from typing import Any, Final
+
+from ._errors import SerializationError
+from ._remote import PROTOCOL as _PROTOCOL
+from ._remote import callable_name as _callable_name
+from ._remote import capture
+from ._remote import describe_error as _describe_error
+from ._remote import type_name as _type_name
+
+__all__ = ["describe_call", "dump_call", "load_result", "run_call"]
+
+_THREADS_HINT: Final = "or use fk.threads() to run it in this process"
+
+
+def _is_local_function(obj: object) -> bool:
+    """True for lambdas and functions defined inside another function."""
+    qualname = getattr(obj, "__qualname__", "")
+    return isinstance(obj, types.FunctionType) and ("<lambda>" in qualname or "<locals>" in qualname)
+
+
+# --------------------------------------------------------------------------- describe_call
+
+
+_repr: Final = reprlib.Repr()
+_repr.maxstring = 40
+_repr.maxother = 40
+_repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = 4
+
+
+def _short_repr(obj: object) -> str:
+    """Truncated repr that never raises (except KeyboardInterrupt)."""
+    try:
+        return _repr.repr(obj)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        return f"<{type(obj).__name__} object (repr failed)>"
+
+
+def describe_call(
+    fn: Callable[..., Any], args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, limit: int = 120
+) -> str:
+    """Describe a call briefly, e.g. ``"mymod.work(1, 'abc', key=2)"``.
+
+    Argument reprs are truncated (:mod:`reprlib`) and the whole text is cut to
+    at most ``limit`` characters. Used in error messages (a crashed worker, an
+    unpicklable argument), so it never raises: a failing ``__repr__`` shows as
+    a placeholder.
+
+    Args:
+        fn: The callable.
+        args: Positional arguments.
+        kwargs: Keyword arguments.
+        limit: Maximum length of the result (at least 10).
+
+    Returns:
+        The description.
+
+    Example:
+        >>> from futurekit._calls import describe_call
+        >>> describe_call(divmod, (7, "x" * 100), {"key": 2}, limit=60)
+        "divmod(7, 'xxxxxxxxxxxxxxxxx...xxxxxxxxxxxxxxxxxx', key=2)"
+        >>> len(describe_call(divmod, tuple(range(100)), limit=30))
+        30
+
+    Concurrency:
+        Blocking: Never blocks (calls the arguments' ``__repr__``).
+        Callbacks: None.
+        Thread safety: Safe from any thread.
+        Cancellation: Not applicable.
+    """
+    limit = max(limit, 10)
+    text = f"{_callable_name(fn)}("
+    try:
+        parts = itertools.chain(
+            (_short_repr(a) for a in args),
+            (f"{k}={_short_repr(v)}" for k, v in (kwargs or {}).items()),
+        )
+        sep = ""
+        for part in parts:  # lazily: a huge argument list is never repr'd in full
+            if len(text) > limit:
+                break
+            text += sep + part
+            sep = ", "
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        text += "..."
+    text += ")"
+    if len(text) > limit:
+        text = text[: limit - 4] + "...)"
+    return text
+
+
+# --------------------------------------------------------------------------- dump_call
+
+
+def _first_unpicklable(fn: object, args: Iterable[tuple[str, object]]) -> tuple[str, object, BaseException] | None:
+    """Find which of fn / the arguments fails to pickle (slow path only)."""
+    for label, obj in itertools.chain((("function", fn),), args):
+        try:
+            pickle.dumps(obj, _PROTOCOL)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as err:
+            return label, obj, err
+    return None
+
+
+def _serialization_error(
+    fn: object, labelled: Iterable[tuple[str, object]], err: BaseException, what: str
+) -> SerializationError:
+    """Build the SerializationError for an unpicklable call."""
+    name = _callable_name(fn)
+    found = _first_unpicklable(fn, labelled)
+    if found is None:  # only the combination fails (e.g. a recursion limit)
+        label, obj, cause = what, None, err
+    else:
+        label, obj, cause = found
+    reason = _describe_error(cause)
+    if label == "function":
+        subject = f"function {name}"
+    else:
+        subject = f"{label} of {name}" + ("" if obj is None else f" (type {_type_name(type(obj))})")
+    if _is_local_function(obj) or _is_local_function(getattr(obj, "func", None)):
+        hint = (
+            "lambda/local functions cannot be sent to a process: define it at module level, "
+            f"{_THREADS_HINT}"
+        )
+    elif label == "function":
+        hint = f"the function must be importable by name in the worker: define it at module level, {_THREADS_HINT}"
+    else:
+        hint = (
+            "pass picklable data instead (not locks, open files, sockets, generators or "
+            f"local functions), {_THREADS_HINT}"
+        )
+    exc = SerializationError(f"cannot send {subject} to a worker process: {reason}; {hint}")
+    exc.__cause__ = cause
+    return exc
+
+
+def dump_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    """Pickle a call for :func:`run_call` in a worker process.
+
+    Runs in the submitting thread, so a function or argument that cannot be
+    pickled fails ``submit`` at once with a message that names it, instead of
+    failing later in a pool's feeder thread (where the stdlib loses a
+    ``BaseException`` raised by a ``__reduce__`` and the future never settles).
+
+    Args:
+        fn: The function; it must be importable by name in the worker.
+        args: Positional arguments.
+        kwargs: Keyword arguments.
+
+    Returns:
+        The payload for :func:`run_call`.
+
+    Raises:
+        SerializationError: ``fn`` or an argument cannot be pickled (any
+            exception, even a ``BaseException`` such as ``SystemExit`` raised
+            by a ``__reduce__``, other than ``KeyboardInterrupt``). The
+            original error is chained as ``__cause__``.
+
+    Example:
+        >>> from futurekit._calls import dump_call, run_call
+        >>> ok, data = run_call(dump_call(divmod, (7, 2), {}))
+        >>> ok, __import__("pickle").loads(data)
+        (True, (3, 1))
+        >>> dump_call(lambda: 1, (), {})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        futurekit.SerializationError: cannot send function ...<lambda> to a worker process: ...
+
+    Concurrency:
+        Blocking: Never blocks (runs the arguments' pickling hooks).
+        Callbacks: None.
+        Thread safety: Safe from any thread.
+        Cancellation: Not applicable.
+    """
+    try:
+        return pickle.dumps((fn, args, kwargs), _PROTOCOL)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:
+        failure = err
+    # Outside the except block, so the probes' errors carry no noisy context.
+    labelled = itertools.chain(
+        ((f"argument {i}", a) for i, a in enumerate(args)),
+        ((f"keyword argument {k!r}", v) for k, v in kwargs.items()),
+    )
+    error = _serialization_error(fn, labelled, failure, "arguments")
+    del failure
+    raise error from error.__cause__
+
+
+# --------------------------------------------------------------------------- run_call (child)
+
+
+def unpicklable_result_error(fn: object, result: object, err: BaseException | None = None) -> SerializationError:
+    """The error for a result of ``fn`` that cannot be pickled, naming the function and the type."""
+    detail = f": {_describe_error(err)}" if err is not None else ""
+    exc = SerializationError(
+        f"result of {_callable_name(fn)} (type {_type_name(type(result))}) cannot be pickled{detail}; "
+        f"return picklable data instead, {_THREADS_HINT}"
+    )
+    exc.__cause__ = err
+    return exc
+
+
+def dump_result(fn: object, result: object) -> tuple[bool, bytes]:
+    """Pickle a result, or capture a SerializationError naming fn and type."""
+    try:
+        return True, pickle.dumps(result, _PROTOCOL)
+    except BaseException as err:
+        return False, capture(unpicklable_result_error(fn, result, err))
+
+
+def _run_one(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, bytes]:
+    """Run fn and encode the outcome (the caller catches nothing)."""
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        return False, capture(exc)
+    return dump_result(fn, result)
+
+
+def guess_name(payload: bytes) -> str:
+    """The first global a payload refers to (its function, usually); slow path only."""
+    try:
+        import pickletools
+
+        strings: list[str] = []
+        for opcode, arg, _pos in itertools.islice(pickletools.genops(payload), 200):
+            if opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                return f"{strings[-2]}.{strings[-1]}"
+            if opcode.name == "GLOBAL" and isinstance(arg, str):
+                return arg.replace(" ", ".")
+            if isinstance(arg, str):
+                strings.append(arg)
+    except Exception:
+        pass
+    return "<unknown function>"
+
+
+def payload_error(name: str, err: BaseException) -> bytes:
+    """Capture a SerializationError for a payload the worker could not unpickle."""
+    exc = SerializationError(
+        f"the worker could not unpickle the call to {name}: {_describe_error(err)}; "
+        "the function and the classes of its arguments must be importable by name in the worker"
+    )
+    exc.__cause__ = err
+    return capture(exc)
+
+
+def run_call(payload: bytes) -> tuple[bool, bytes]:
+    """Run a call made by :func:`dump_call`; the child-side trampoline.
+
+    Module level, so a process pool pickles it by reference. Never raises, so
+    the pool only ever transports ``(bool, bytes)``: nothing of the user's can
+    break the pool while being (un)pickled on either side.
+
+    Args:
+        payload: Bytes from :func:`dump_call`.
+
+    Returns:
+        ``(True, pickled result)``, or ``(False, capture(exc))`` when the call
+        raised, when its result cannot be pickled (a
+        :class:`~futurekit.SerializationError` naming the function and the
+        type) or when the payload cannot be unpickled here.
+
+    Example:
+        >>> from futurekit._calls import dump_call, run_call
+        >>> from futurekit._remote import rebuild
+        >>> ok, data = run_call(dump_call(int, ("x",), {}))
+        >>> ok, type(rebuild(data)).__name__
+        (False, 'ValueError')
+
+    Concurrency:
+        Blocking: Runs the call in the calling thread (the worker).
+        Callbacks: None.
+        Thread safety: Safe from any thread.
+        Cancellation: Not applicable; it runs to completion.
+    """
+    try:
+        fn, args, kwargs = pickle.loads(payload)
+    except BaseException as err:
+        return False, payload_error(guess_name(payload), err)
+    return _run_one(fn, args, kwargs)
+
+def load_result(data: bytes, description: str = "the task") -> Any:
+    """Unpickle a successful result in the caller.
+
+    Args:
+        data: The bytes of a ``(True, data)`` outcome.
+        description: What produced it (e.g. :func:`describe_call`'s text), for
+            the error message.
+
+    Returns:
+        The result.
+
+    Raises:
+        SerializationError: The result cannot be unpickled here (its class
+            is not importable, or its ``__setstate__``/constructor fails).
+
+    Example:
+        >>> from futurekit._calls import load_result
+        >>> load_result(__import__("pickle").dumps([1, 2]))
+        [1, 2]
+
+    Concurrency:
+        Blocking: Never blocks.
+        Callbacks: None.
+        Thread safety: Safe from any thread.
+        Cancellation: Not applicable.
+    """
+    try:
+        return pickle.loads(data)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:
+        raise SerializationError(
+            f"the result of {description} cannot be unpickled in the caller: {_describe_error(err)}"
+        ) from err
