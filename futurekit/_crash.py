@@ -194,13 +194,13 @@ def decode_value(data: bytes, describe: Callable[[], str]) -> Any:
         return _calls.load_result(data, describe())
 
 
-def decode_chunk(data: bytes, describe: Callable[[], str]) -> tuple[list[Any], BaseException | None]:
-    """Decode a map() chunk's result (values, captured error or None), rebuilding the error."""
+def decode_chunk(data: bytes, describe: Callable[[], str]) -> tuple[list[Any], BaseException | None, float]:
+    """Decode a map() chunk's result (values, captured error or None, seconds), rebuilding the error."""
     try:
-        values, captured = pickle.loads(data)
+        values, captured, seconds = pickle.loads(data)
     except BaseException:
-        values, captured = _calls.load_result(data, describe())
-    return values, (None if captured is None else _remote.rebuild(captured))
+        values, captured, seconds = _calls.load_result(data, describe())
+    return values, (None if captured is None else _remote.rebuild(captured)), seconds
 
 
 def _settle(future: TaskFuture, value: Any = None, exc: BaseException | None = None) -> None:

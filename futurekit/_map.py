@@ -37,9 +37,10 @@ from typing import Any, Generic, TypeVar, cast
 
 R = TypeVar("R")
 
-#: A chunk's outcome: the results of the leading items that succeeded,
-#: and the exception of the item after them (None when every item succeeded).
-ChunkResult = tuple[list[Any], BaseException | None]
+#: A chunk's outcome: the results of the leading items that succeeded, the
+#: exception of the item after them (None when every item succeeded), and the
+#: seconds the worker spent running them (what automatic chunk sizes learn from).
+ChunkResult = tuple[list[Any], BaseException | None, float]
 #: ``submit_chunk(fn, chunk)``: one task for one chunk (see :func:`iter_map` for the protocol).
 SubmitChunk = Callable[[Callable[..., Any], list[Any]], Future[Any]]
 
@@ -100,14 +101,15 @@ def run_chunk(fn: Callable[[Any], Any], items: list[Any]) -> ChunkResult:
         items: The chunk's items (argument tuples when ``fn`` is a Star).
 
     Returns:
-        ``(values, None)`` when every item succeeded, else ``(values, exc)``:
-        the results before the failing item and the exception it raised
-        (any ``BaseException``, as the stdlib's futures capture).
+        ``(values, None, seconds)`` when every item succeeded, else
+        ``(values, exc, seconds)``: the results before the failing item and the
+        exception it raised (any ``BaseException``, as the stdlib's futures
+        capture); ``seconds`` is the time spent running the items.
 
     Example:
-        >>> run_chunk(abs, [-1, -2])
+        >>> run_chunk(abs, [-1, -2])[:2]
         ([1, 2], None)
-        >>> values, exc = run_chunk(Star(divmod), [(7, 2), (1, 0), (3, 1)])
+        >>> values, exc, _seconds = run_chunk(Star(divmod), [(7, 2), (1, 0), (3, 1)])
         >>> values, type(exc).__name__
         ([(3, 1)], 'ZeroDivisionError')
 
@@ -118,6 +120,7 @@ def run_chunk(fn: Callable[[Any], Any], items: list[Any]) -> ChunkResult:
         Cancellation: Not applicable: the chunk runs to its end or first error.
     """
     out: list[Any] = []
+    start = monotonic()
     try:
         if type(fn) is Star:
             out.extend(starmap(fn.fn, items))
@@ -126,8 +129,8 @@ def run_chunk(fn: Callable[[Any], Any], items: list[Any]) -> ChunkResult:
     except BaseException as exc:
         box = [exc]  # returned through a box so this frame does not hold it (no cycle via the traceback)
     else:
-        return out, None
-    return out, box.pop()
+        return out, None, monotonic() - start
+    return out, box.pop(), monotonic() - start
 
 
 class _Inbox:
@@ -137,41 +140,39 @@ class _Inbox:
     iterator runs its cleanup even while chunks are pending.
     """
 
-    __slots__ = ("closed", "cond", "ordered", "ready", "times")
+    __slots__ = ("closed", "cond", "done", "ordered", "ready")
 
     def __init__(self, ordered: bool) -> None:
         self.cond = threading.Condition(threading.Lock())
         self.ordered = ordered
         self.closed = False
-        # ordered: completion time per future; unordered: (future, time) in completion order.
-        self.times: dict[Future[Any], float] = {}
-        self.ready: deque[tuple[Future[Any], float]] = deque()
+        # ordered: the futures that completed; unordered: futures in completion order.
+        self.done: set[Future[Any]] = set()
+        self.ready: deque[Future[Any]] = deque()
 
     def on_done(self, fut: Future[Any]) -> None:
-        """Done-callback: record the completion time and wake the consumer. O(1), never raises."""
+        """Done-callback: record the completion and wake the consumer. O(1), never raises."""
         try:
-            now = monotonic()
             with self.cond:
                 if self.closed:
                     return
                 if self.ordered:
-                    self.times[fut] = now
+                    self.done.add(fut)
                 else:
-                    self.ready.append((fut, now))
+                    self.ready.append(fut)
                 self.cond.notify()
         except BaseException:  # pragma: no cover - defensive: never break the engine's thread
             pass
 
 
 class _Chunk:
-    """One submitted chunk: its future, item count and submission time."""
+    """One submitted chunk: its future and item count."""
 
-    __slots__ = ("future", "n", "submitted_at")
+    __slots__ = ("future", "n")
 
-    def __init__(self, future: Future[Any], n: int, submitted_at: float) -> None:
+    def __init__(self, future: Future[Any], n: int) -> None:
         self.future = future
         self.n = n
-        self.submitted_at = submitted_at
 
 
 class _MapState(Generic[R]):
@@ -235,7 +236,6 @@ class _MapState(Generic[R]):
             if not items:
                 return
             self.read += len(items)
-            submitted_at = monotonic()
             try:
                 fut = self.submit_chunk(self.fn, items)
             except Exception as exc:
@@ -245,7 +245,7 @@ class _MapState(Generic[R]):
                 self.exhausted = True
                 fut = Future()
                 fut.set_exception(exc)
-            chunk = _Chunk(fut, len(items), submitted_at)
+            chunk = _Chunk(fut, len(items))
             if self.ordered:
                 self.pending.append(chunk)
             else:
@@ -288,11 +288,11 @@ class _MapState(Generic[R]):
                 return None
             chunk = self.pending[0]
             fut = chunk.future
-            if fut not in inbox.times:
-                self._wait(lambda: fut in inbox.times)
+            if fut not in inbox.done:
+                self._wait(lambda: fut in inbox.done)
             self.pending.popleft()
             with inbox.cond:
-                done_at = inbox.times.pop(fut)
+                inbox.done.discard(fut)
         else:
             if not self.inflight:
                 return None
@@ -300,20 +300,23 @@ class _MapState(Generic[R]):
             if not ready:
                 self._wait(lambda: bool(ready))
             with inbox.cond:
-                fut, done_at = ready.popleft()
+                fut = ready.popleft()
             chunk = self.inflight.pop(fut)
         if self.auto:
-            self._learn(chunk, done_at)
+            self._learn(chunk)
         return chunk
 
-    def _learn(self, chunk: _Chunk, done_at: float) -> None:
+    def _learn(self, chunk: _Chunk) -> None:
         """Size the next automatic chunk from a completed one."""
         fut = chunk.future
         if fut.cancelled() or fut.exception() is not None:
             return
         n = chunk.n
-        latency = done_at - chunk.submitted_at
-        estimate = int(n * self.target / latency) if latency > 0 else self.cap
+        # The worker's own running time, not the round trip: a small chunk's
+        # round trip is all transport and queueing, which would keep chunks
+        # small for many rounds on quick items.
+        seconds = fut.result()[2]
+        estimate = int(n * self.target / seconds) if seconds > 0 else self.cap
         self.size = max(1, min(estimate, n * MAX_GROWTH, self.cap))
 
     def close(self) -> None:
@@ -330,7 +333,7 @@ class _MapState(Generic[R]):
         inbox = self.inbox
         with inbox.cond:
             inbox.closed = True
-            inbox.times.clear()
+            inbox.done.clear()
             inbox.ready.clear()
         for fut in futures:
             fut.cancel()
@@ -405,7 +408,7 @@ def _batches(state: _MapState[R]) -> Generator[Iterator[R], None, None]:
                 state.consumed += 1
                 del fut
                 _raise(err)
-            values, err = fut.result()
+            values, err, _seconds = fut.result()
             del fut
             count = len(values)
             values.reverse()  # popped from the end, in input order
@@ -445,8 +448,9 @@ def iter_map(
     must submit ONE task for the chunk and return its future. ``chunk`` is a
     list of single arguments and ``fn`` takes one (for several iterables,
     ``fn`` arrives wrapped in :class:`Star` and the items are argument
-    tuples). The task returns ``(values, error)``: the results of the leading
-    items that succeeded and the exception of the item after them, or None.
+    tuples). The task returns ``(values, error, seconds)``: the results of the
+    leading items that succeeded, the exception of the item after them (or
+    None), and the seconds the worker spent running the items.
     :func:`run_chunk` implements it; ``values`` must be a list, which the
     iterator empties as it yields (so it holds no yielded result). The outcome
     pickles like a plain list of values, about five times cheaper per trivial
@@ -476,10 +480,10 @@ def iter_map(
 
     Chunk sizes: an explicit ``chunksize`` is honoured exactly (only the last
     chunk may be shorter). With ``chunksize=None``, chunks start at one item;
-    each completed chunk sizes the next ones from its measured time (from
-    submission to completion, so serialisation and the pool's per-task cost
-    count): proportionally toward a target time, at most 64 times the measured
-    chunk, and never above a cap. They shrink again if items get slower.
+    each completed chunk sizes the next ones from the time the worker spent
+    running its items (not the round trip, which for a small chunk is all
+    transport and queueing): proportionally toward a target time, at most
+    ``MAX_GROWTH`` times the measured chunk, and never above a cap. They shrink again if items get slower.
 
     * ``auto_chunk=True`` (process pools, where a task costs ~100 us): target
       10 ms, cap 8192 items.

@@ -129,7 +129,7 @@ def run_chunk(task_id: int, payload: bytes) -> tuple[bool, bytes]:
     """Run a map() chunk (futurekit._map.run_chunk); never raises.
 
     The payload is ``dump_call(fn, tuple_of_items, {})``. Returns ``(True, pickle of
-    (values, captured_error_or_None))``, or ``(False, captured error)`` when the chunk
+    (values, captured_error_or_None, seconds))``, or ``(False, captured error)`` when the chunk
     itself could not be run.
     """
     _record(task_id)
@@ -137,7 +137,7 @@ def run_chunk(task_id: int, payload: bytes) -> tuple[bool, bytes]:
         fn, items, _kwargs = pickle.loads(payload)
     except BaseException as exc:
         return False, _calls.payload_error(f"a map() chunk of {_calls.guess_name(payload)}", exc)
-    values, failure = _map.run_chunk(fn, items)
+    values, failure, seconds = _map.run_chunk(fn, items)
     captured = None
     if failure is not None:
         tb = failure.__traceback__
@@ -147,7 +147,7 @@ def run_chunk(task_id: int, payload: bytes) -> tuple[bool, bytes]:
         captured = _remote.capture(failure)
         del failure
     try:
-        return True, pickle.dumps((values, captured), _remote.PROTOCOL)
+        return True, pickle.dumps((values, captured, seconds), _remote.PROTOCOL)
     except BaseException:
         pass
     # Some value cannot be pickled: keep the values before it, and fail that item.
@@ -156,7 +156,7 @@ def run_chunk(task_id: int, payload: bytes) -> tuple[bool, bytes]:
         ok, data = _calls.dump_result(user_fn, value)
         if not ok:
             try:
-                return True, pickle.dumps((values[:index], data), _remote.PROTOCOL)
+                return True, pickle.dumps((values[:index], data, seconds), _remote.PROTOCOL)
             except BaseException as exc:  # pragma: no cover - values[:index] all pickled one by one
                 return False, _remote.capture(exc)
     # Each value pickles alone but not together (e.g. a __reduce__ with side effects).
