@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from typing_extensions import assert_type
+from typing import assert_type
 
 import futurekit as fk
 

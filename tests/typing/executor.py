@@ -10,7 +10,7 @@ import concurrent.futures
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from typing_extensions import assert_type
+from typing import assert_type
 
 import futurekit as fk
 
