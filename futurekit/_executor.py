@@ -266,9 +266,12 @@ class Executor(concurrent.futures.Executor):
                 consuming thread.
             Thread safety: Safe to call from any thread; consume each iterator
                 from one thread at a time.
-            Cancellation: Closing the iterator (``close()``, ``break``, garbage
-                collection), an error reaching the consumer, a timeout or a
-                ``KeyboardInterrupt`` cancels every task not yet started.
+            Cancellation: Once a result was asked for, closing the iterator
+                (``close()``, ``break``, garbage collection), an error reaching
+                the consumer, a timeout or a ``KeyboardInterrupt`` cancels
+                every task not yet started. An iterator dropped without ever
+                being consumed lets the tasks ``map`` already started run, as
+                the stdlib's does, but reads no more input.
         """
         checks: tuple[tuple[str, object], ...] = (("chunksize", chunksize), ("buffersize", buffersize))
         for name, value in checks:

@@ -16,9 +16,11 @@ How it moves through time:
 * Each yielded result is popped out of its chunk's batch as it is yielded:
   the iterator holds no reference to a result it has already yielded.
 * Chunk futures report back through an O(1) done-callback that records the
-  completion time and wakes the consumer through a condition variable.
-* Closing the iterator, dropping it, an error reaching the consumer, a timeout
-  or a ``KeyboardInterrupt`` cancels every chunk not yet started.
+  completion and wakes the consumer through a condition variable.
+* Closing the iterator, dropping it after asking for a result, an error
+  reaching the consumer, a timeout or a ``KeyboardInterrupt`` cancels every
+  chunk not yet started. An iterator dropped unconsumed lets its first window
+  run (as the stdlib's map runs every task) and reads no more input.
 
 Automatic chunk sizes start at one item and grow toward a target duration per
 chunk, measured from completed chunks (submission to completion, so the
@@ -222,6 +224,11 @@ class _MapState(Generic[R]):
         # guard its iterator runs over (one () per result; clearing it stops that iterator).
         self.current: list[Any] = []
         self.guard: list[tuple[()]] = []
+        # Whether close() cancels the chunks not yet started. False only while the
+        # consumer has never asked for a result: an iterator dropped unconsumed lets
+        # its first window run, as the stdlib's map runs every task (issue 11777),
+        # but reads no more input.
+        self.cancel_on_close = False
 
     def fill(self) -> None:
         """Read input and submit chunks until the window is full or the input ends."""
@@ -335,8 +342,9 @@ class _MapState(Generic[R]):
             inbox.closed = True
             inbox.done.clear()
             inbox.ready.clear()
-        for fut in futures:
-            fut.cancel()
+        if self.cancel_on_close:
+            for fut in futures:
+                fut.cancel()
 
 
 class _MapIterator(chain[R]):
@@ -346,14 +354,16 @@ class _MapIterator(chain[R]):
     only a new batch (a chunk) enters Python code. Each result is popped out
     of its batch as it is yielded, so the iterator keeps no reference to it.
     Dropping the iterator drops the batch generator, whose ``finally``
-    cancels what has not started.
+    cancels what has not started (once results were asked for).
     """
 
-    __slots__ = ("__weakref__", "_batches")
+    __slots__ = ("__weakref__", "_batches", "_state")
     _batches: Generator[Iterator[R], None, None]
+    _state: _MapState[R]
 
     def close(self) -> None:
         """Stop: cancel every chunk not yet started; later ``next()`` raises StopIteration."""
+        self._state.cancel_on_close = True
         self._batches.close()
 
     def __repr__(self) -> str:
@@ -386,8 +396,13 @@ def _batches(state: _MapState[R]) -> Generator[Iterator[R], None, None]:
     ``finally`` runs on close and on finalisation even before the first result.
     """
     try:
-        state.fill()
+        try:
+            state.fill()
+        except BaseException:
+            state.cancel_on_close = True  # map() itself fails: nothing it started may run on
+            raise
         yield iter(())
+        state.cancel_on_close = True  # the consumer has started: stopping now cancels the rest
         per_item = state.buffersize is not None
         while True:
             chunk = state.take()
@@ -578,4 +593,5 @@ def iter_map(
     next(batches)  # eager start; from here on close() and finalisation cancel pending chunks
     it = cast(_MapIterator[R], _MapIterator.from_iterable(batches))
     it._batches = batches
+    it._state = state
     return it

@@ -457,3 +457,18 @@ def test_broken_for_good_submit_raises_broken_process_pool() -> None:
         with pytest.raises(BrokenProcessPool):
             ex.submit(h.add, 1, 2)
         assert "broken" in repr(ex)
+
+
+def test_map_submits_without_iteration_like_the_stdlib() -> None:
+    """CPython's test_map_submits_without_iteration (issue 11777): a map never iterated still runs."""
+    finished: list[int] = []
+    lock = threading.Lock()
+
+    def record_finished(n: int) -> None:
+        with lock:
+            finished.append(n)
+
+    ex = fk.threads(max_workers=5)
+    ex.map(record_finished, range(10))
+    ex.shutdown(wait=True)
+    assert sorted(finished) == list(range(10))

@@ -528,7 +528,23 @@ def test_timeout_does_not_fire_on_ready_results(thread_pool: cf.ThreadPoolExecut
 # --- close, break, del, KeyboardInterrupt ------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["close", "break", "del", "never-consumed-del"])
+def test_dropping_a_never_consumed_iterator_lets_its_first_window_run(thread_pool: cf.ThreadPoolExecutor) -> None:
+    """As the stdlib's map runs every task of an iterator never consumed (issue 11777), the first
+    window runs; but no more input is read, so an unbounded input costs nothing."""
+    gate = Gate(free=[0])
+    rec = Recorder(thread_pool)
+    source = CountingInput(iter(range(1000)))
+    it = run(rec, gate, source, buffersize=12, chunksize=1, auto_chunk=False)
+    gate.wait_started(W + 1)
+    del it
+    gate.opened.set()
+    assert not cf.wait(rec.futures, WAIT).not_done
+    assert sorted(gate.started) == list(range(12))  # the whole first window ran, nothing was cancelled
+    assert not any(f.cancelled() for f in rec.futures)
+    assert source.pulled == 12
+
+
+@pytest.mark.parametrize("how", ["close", "break", "del", "never-consumed-close"])
 def test_closing_early_cancels_pending(thread_pool: cf.ThreadPoolExecutor, how: str) -> None:
     gate = Gate(free=[0])  # item 0 finishes, items 1 and 2 then block both workers
     rec = Recorder(thread_pool)
@@ -546,7 +562,7 @@ def test_closing_early_cancels_pending(thread_pool: cf.ThreadPoolExecutor, how: 
         assert next(it) == 0
         del it
     else:
-        del it
+        it.close()  # type: ignore[attr-defined]
     elapsed = time.monotonic() - start
     assert elapsed < 2.0
     gate.opened.set()
