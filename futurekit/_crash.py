@@ -363,7 +363,17 @@ class Supervisor:
         except BaseException:  # pragma: no cover - defensive
             _log.exception("futurekit: shutting down a broken process pool failed")
         gen.join_manager()  # every callback has run and every worker is reaped
+        # A task submitted while the stdlib was marking its pool broken can be left with
+        # an inner future nobody will ever settle (CPython 3.11 sets _broken outside
+        # the submit lock). The manager thread is gone, so any inner future still
+        # pending now is orphaned: treat it as failed by the crash.
+        with self._lock:
+            orphans = [
+                t for t in self._live.values() if t.future._inner is not None and not t.future._inner.done()
+            ]
         with gen.lock:
+            known = {t.id for t in gen.broken}
+            gen.broken.extend(t for t in orphans if t.id not in known)
             broken = sorted(gen.broken, key=lambda t: t.id)
             if not gen.processes:
                 gen.processes = dict(getattr(gen.pool, "_processes", None) or gen.live_processes)
