@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copyreg
+import gc
 from collections.abc import Iterator
 
 import pytest
@@ -22,3 +23,16 @@ def _no_global_pickle_registration() -> Iterator[None]:
         copyreg.dispatch_table.update(before)
         added = sorted(repr(k) for k in after.keys() - before.keys())
         pytest.fail(f"copyreg.dispatch_table was changed during the test: added {added}")
+
+
+@pytest.fixture
+def gc_disabled() -> Iterator[None]:
+    """Run with the cyclic GC off, so only refcounting can free objects (leak tests)."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -695,16 +695,14 @@ def test_keyboard_interrupt_in_consumer_cancels_pending(thread_pool: cf.ThreadPo
 # --- hygiene -----------------------------------------------------------------------------------
 
 
-def test_dropped_iterator_is_freed_without_gc(thread_pool: cf.ThreadPoolExecutor) -> None:
+def test_dropped_iterator_is_freed_without_gc(thread_pool: cf.ThreadPoolExecutor, gc_disabled: None) -> None:
     gate = Gate()
     it = run(Recorder(thread_pool), gate, range(100), buffersize=8, auto_chunk=False)
     ref = weakref.ref(it)
-    gc.disable()
     try:
         del it
         assert ref() is None  # chunk callbacks do not keep the iterator alive
     finally:
-        gc.enable()
         gate.opened.set()
 
 

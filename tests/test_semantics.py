@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 import sys
 import threading
 import time
 import tracemalloc
 import weakref
-from collections.abc import Iterator
 from concurrent.futures import CancelledError, Future, InvalidStateError, ThreadPoolExecutor
 from typing import Any
 
@@ -22,19 +20,6 @@ pytestmark = pytest.mark.usefixtures("no_logged_errors")
 __all__ = ["no_logged_errors", "pool"]  # fixtures, re-exported for pytest
 
 HOPS = 200_000
-
-
-@pytest.fixture
-def gc_disabled() -> Iterator[None]:
-    """Run with the cyclic GC off, so only refcounting can free objects."""
-    was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _inc(x: int) -> int:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-import gc
 import itertools
 import threading
 import weakref
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import Future
 
 import pytest
@@ -35,18 +34,6 @@ def raise_boom() -> int:
 
 def raise_fatal() -> int:
     raise FatalBoom("fatal")
-
-
-@pytest.fixture
-def gc_disabled() -> Iterator[None]:
-    was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def test_public_names() -> None:
