@@ -19,7 +19,7 @@ from typing import Any, Final
 from ._errors import SerializationError
 from ._remote import PROTOCOL as _PROTOCOL
 from ._remote import callable_name as _callable_name
-from ._remote import capture
+from ._remote import capture, rebuild
 from ._remote import describe_error as _describe_error
 from ._remote import type_name as _type_name
 
@@ -337,3 +337,20 @@ def load_result(data: bytes, description: str = "the task") -> Any:
         raise SerializationError(
             f"the result of {description} cannot be unpickled in the caller: {_describe_error(err)}"
         ) from err
+
+
+def decode_value(data: bytes, describe: Callable[[], str]) -> Any:
+    """Decode a single call's pickled return value (SerializationError naming the task if it fails)."""
+    try:
+        return pickle.loads(data)
+    except BaseException:
+        return load_result(data, describe())
+
+
+def decode_chunk(data: bytes, describe: Callable[[], str]) -> tuple[list[Any], BaseException | None, float]:
+    """Decode a map() chunk's result (values, captured error or None, seconds), rebuilding the error."""
+    try:
+        values, captured, seconds = pickle.loads(data)
+    except BaseException:
+        values, captured, seconds = load_result(data, describe())
+    return values, (None if captured is None else rebuild(captured)), seconds

@@ -23,7 +23,7 @@ from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
-from . import _calls, _crash, _map, _worker
+from . import _calls, _map, _pool, _supervisor, _worker
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -90,11 +90,15 @@ class Executor(concurrent.futures.Executor):
             raise TypeError(f"Executor() needs an executor with a submit() method, not {type(inner).__name__}")
         self._inner = inner
         self._remote = isinstance(inner, ProcessPoolExecutor) if remote is None else bool(remote)
-        self._supervisor: _crash.Supervisor | None = _crash.Supervisor(inner) if self._remote else None
+        self._supervisor: _supervisor.Supervisor | _pool.ProcessPool | None = None
+        if isinstance(inner, _pool.ProcessPool):
+            self._remote, self._supervisor = True, inner
+        elif self._remote:
+            self._supervisor = _supervisor.Supervisor(inner)
         self._closed = False
         self._shutdown_lock = threading.Lock()
         self._max_workers: int | None = getattr(inner, "_max_workers", None)
-        self._cancel_kw = _crash.accepts_cancel_futures(inner)
+        self._cancel_kw = _supervisor.accepts_cancel_futures(inner)
 
     @property
     def max_workers(self) -> int | None:
@@ -149,9 +153,6 @@ class Executor(concurrent.futures.Executor):
                 ``processes()`` may be replaced after a crash.
             Cancellation: Not applicable.
         """
-        if self._supervisor is not None:
-            inner: concurrent.futures.Executor = self._supervisor.pool
-            return inner
         return self._inner
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
@@ -197,8 +198,8 @@ class Executor(concurrent.futures.Executor):
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown")
         payload = _calls.dump_call(fn, args, kwargs)
-        return sup.submit(
-            _worker.run_task, payload, _crash.decode_value, lambda: _calls.describe_call(fn, args, kwargs)
+        return sup.submit_task(
+            _worker.run_task, payload, _calls.decode_value, lambda: _calls.describe_call(fn, args, kwargs)
         )
 
     def _submit_chunk(self, fn: Callable[..., Any], chunk: list[Any]) -> Future[_map.ChunkResult]:
@@ -209,8 +210,8 @@ class Executor(concurrent.futures.Executor):
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown")
         payload = _calls.dump_call(fn, tuple(chunk), {})
-        return sup.submit(
-            _worker.run_chunk, payload, _crash.decode_chunk, lambda: _describe_chunk(fn, chunk)
+        return sup.submit_task(
+            _worker.run_chunk, payload, _calls.decode_chunk, lambda: _describe_chunk(fn, chunk)
         )
 
     def map(
@@ -324,7 +325,7 @@ class Executor(concurrent.futures.Executor):
         with self._shutdown_lock:
             self._closed = True
         if self._supervisor is not None:
-            self._supervisor.shutdown(wait, cancel_futures)
+            self._supervisor.shutdown(wait, cancel_futures=cancel_futures)
         elif cancel_futures and self._cancel_kw:
             self._inner.shutdown(wait=wait, cancel_futures=True)
         else:
@@ -469,20 +470,4 @@ def processes(
     if mp_context is None:
         mp_context = _default_start_method()
     ctx: Any = multiprocessing.get_context(mp_context) if isinstance(mp_context, str) else mp_context
-    workers: int = max_workers
-
-    def factory() -> tuple[ProcessPoolExecutor, _crash.Table]:
-        table = _crash.Table(ctx, workers)
-        pool = ProcessPoolExecutor(
-            workers,
-            ctx,
-            initializer=_worker.init_worker,
-            initargs=table.initargs(initializer, initargs),
-            max_tasks_per_child=max_tasks_per_child,
-        )
-        return pool, table
-
-    pool, table = factory()
-    ex = Executor(pool, remote=True)
-    ex._supervisor = _crash.Supervisor(pool, factory=factory, table=table)
-    return ex
+    return Executor(_pool.ProcessPool(max_workers, ctx, initializer, initargs, max_tasks_per_child))

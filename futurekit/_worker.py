@@ -1,86 +1,24 @@
-"""Child-side task runners for process pools, and the bookkeeping that attributes crashes.
+"""Child-side code of process pools: the task runners and futurekit's own pool worker loop.
 
 Everything here runs inside worker processes and is referenced by the parent
-only by name (module-level functions pickle by reference).
-
-Crash attribution: every worker claims one row of a shared integer table when
-it starts (see :mod:`futurekit._crash` for the layout) and writes the id of each
-task it starts into a small ring in that row *before* running it. When a worker
-dies, the parent reads the table once every worker of the broken pool has been
-reaped, so it knows exactly which tasks were started, and on which worker.
+only by name (module-level functions pickle by reference). The runners never
+raise: a task's outcome always travels as ``(ok, bytes)``.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
-import sys
 import threading
 from collections.abc import Callable
+from struct import Struct
+from time import monotonic
 from typing import Any
 
 from . import _calls, _map, _remote
 
-# Layout of the shared table (kept in sync with futurekit._crash):
-#   [0]            number of workers whose initializer raised
-#   [1]            number of workers that found no free row (untracked)
-#   then rows of   [pid, started_count, ring[0], ..., ring[ring_size - 1]]
-HEADER = 2
-ROW_HEADER = 2
 
-_table: Any = None
-_row_base = -1
-_ring_size = 0
-
-
-def init_worker(
-    table: Any,
-    lock: Any,
-    rows: int,
-    ring_size: int,
-    initializer: Callable[..., object] | None,
-    initargs: tuple[Any, ...],
-) -> None:
-    """Initializer of every supervised worker: claim a row, watch the parent, run the user's initializer."""
-    global _table, _row_base, _ring_size
-    _watch_parent()
-    _table, _ring_size = table, ring_size
-    width = ROW_HEADER + ring_size
-    pid = os.getpid()
-    with lock:
-        for row in range(rows):
-            base = HEADER + row * width
-            owner = table[base]
-            if owner == 0 or (owner != pid and not _alive(owner)):
-                table[base] = pid
-                table[base + 1] = 0
-                _row_base = base
-                break
-        else:
-            table[1] += 1
-    if initializer is not None:
-        try:
-            initializer(*initargs)
-        except BaseException:
-            with lock:
-                table[0] += 1
-            raise  # the stdlib logs it and the worker exits: the parent sees a broken pool
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this pid exists (POSIX only; elsewhere rows are never reclaimed)."""
-    if sys.platform == "win32":  # pragma: no cover - os.kill(pid, 0) would terminate it on Windows
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # pragma: no cover - exists but not ours
-        return True
-    return True
-
-
-def _watch_parent() -> None:
+def watch_parent() -> None:
     """Exit this worker as soon as its parent dies, even if the parent was SIGKILLed.
 
     A worker blocked on the call queue never notices a dead parent by itself.
@@ -109,30 +47,18 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, name="futurekit-parent-watch", daemon=True).start()
 
 
-def _record(task_id: int) -> None:
-    """Note in this worker's row that ``task_id`` starts now."""
-    base = _row_base
-    if base >= 0:
-        table = _table
-        count = table[base + 1]
-        table[base + ROW_HEADER + count % _ring_size] = task_id
-        table[base + 1] = count + 1
-
-
-def run_task(task_id: int, payload: bytes) -> tuple[bool, bytes]:
+def run_task(payload: bytes) -> tuple[bool, bytes]:
     """Run one call serialised by ``_calls.dump_call``; never raises (see ``_calls.run_call``)."""
-    _record(task_id)
     return _calls.run_call(payload)
 
 
-def run_chunk(task_id: int, payload: bytes) -> tuple[bool, bytes]:
+def run_chunk(payload: bytes) -> tuple[bool, bytes]:
     """Run a map() chunk (futurekit._map.run_chunk); never raises.
 
     The payload is ``dump_call(fn, tuple_of_items, {})``. Returns ``(True, pickle of
     (values, captured_error_or_None, seconds))``, or ``(False, captured error)`` when the chunk
     itself could not be run.
     """
-    _record(task_id)
     try:
         fn, items, _kwargs = pickle.loads(payload)
     except BaseException as exc:
@@ -164,3 +90,59 @@ def run_chunk(task_id: int, payload: bytes) -> tuple[bool, bytes]:
 
 
 _MAP_RUN_CHUNK_CODE = _map.run_chunk.__code__
+
+
+# --- futurekit's own pool (futurekit._pool): the worker's main loop ------------------------------
+
+#: Header of every message between the pool (futurekit._pool) and a worker: a task id, a small integer
+#: (parent -> worker: the index of the runner in RUNNERS; worker -> parent: 1 if the runner
+#: returned ok) and the seconds the task ran (worker -> parent). The payload follows.
+HEADER = Struct("<qBd")
+#: Task ids of the worker's own messages: its initializer ran / raised (payload: the captured error).
+READY = -1
+INIT_FAILED = -2
+RUNNERS: tuple[Callable[[bytes], tuple[bool, bytes]], ...] = (run_task, run_chunk)
+
+
+def serve(
+    tasks: Any,
+    results: Any,
+    initializer: Callable[..., object] | None,
+    initargs: tuple[Any, ...],
+    max_tasks: int | None,
+) -> None:
+    """A pool worker's main loop: run each task it is handed, in order, and send back its outcome.
+
+    An empty message, the parent closing its end, or ``max_tasks`` tasks run
+    make it return (the process then exits with code 0).
+    """
+    watch_parent()
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException as exc:
+            import logging
+
+            logging.getLogger("concurrent.futures").critical("Exception in initializer:", exc_info=True)
+            try:
+                results.send_bytes(HEADER.pack(INIT_FAILED, 0, 0.0) + _remote.capture(exc))
+            except BaseException:  # pragma: no cover - the parent is gone
+                pass
+            return
+    results.send_bytes(HEADER.pack(READY, 1, 0.0))
+    header_size = HEADER.size
+    done = 0
+    while max_tasks is None or done < max_tasks:
+        try:
+            message = tasks.recv_bytes()
+        except (EOFError, OSError):
+            return
+        if not message:
+            return
+        task_id, runner, _ = HEADER.unpack_from(message)
+        start = monotonic()
+        ok, data = RUNNERS[runner](message[header_size:])
+        del message
+        results.send_bytes(HEADER.pack(task_id, ok, monotonic() - start) + data)
+        del data
+        done += 1

@@ -1,0 +1,165 @@
+"""Remote mode over a process executor the user supplied (``fk.Executor(ProcessPoolExecutor())``).
+
+A :class:`Supervisor` sends each task to the wrapped pool as ``runner(payload)``
+(see :mod:`futurekit._worker`) and converts the raw outcome in a done-callback
+on the inner future: the original exception with the worker's frames, or the
+decoded value. When the wrapped pool breaks (a worker died), each of its tasks
+fails with :class:`~futurekit.WorkerCrashedError` naming the task; the pool is
+not replaced (it is the user's), and the exit code is not known. Pools made by
+:func:`futurekit.processes` use :mod:`futurekit._pool` instead, which
+attributes each death to its task and replaces the dead worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import _base as _futures_base
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from . import _remote
+from ._errors import WorkerCrashedError
+
+_log = logging.getLogger("futurekit")
+
+Runner = Callable[[bytes], tuple[bool, bytes]]
+Decoder = Callable[[bytes, Callable[[], str]], Any]
+
+
+class TaskFuture(Future[Any]):
+    """The caller's future of a task: mirrors the inner future's running()/cancel().
+
+    It is never RUNNING itself; ``running()`` reports the inner future's state and
+    ``cancel()`` cancels the inner future first and refuses if the inner refuses.
+    """
+
+    _inner: Future[Any] | None = None
+
+    def cancel(self) -> bool:
+        inner = self._inner
+        if inner is None:  # already settled
+            return Future.cancel(self)
+        if inner.cancel():
+            self._cancel_self()
+            return True
+        return self.cancelled()
+
+    def running(self) -> bool:
+        with self._condition:
+            if self._state != _futures_base.PENDING:
+                return False
+            inner = self._inner
+        return inner is not None and inner.running()
+
+    def _cancel_self(self) -> None:
+        """Cancel this future and notify waiters at once (it never runs itself)."""
+        if Future.cancel(self):
+            with self._condition:
+                if self._state == _futures_base.CANCELLED:
+                    self.set_running_or_notify_cancel()
+
+    def __repr__(self) -> str:
+        if self.running():
+            return f"<{type(self).__name__} at {id(self):#x} state=running>"
+        return super().__repr__()
+
+
+class Supervisor:
+    """Sends tasks to a user-supplied process pool and decodes their outcomes."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self._lock = threading.Lock()
+        self._live: set[TaskFuture] = set()  # not settled yet (for cancel_futures on pools without it)
+
+    @property
+    def broken(self) -> str | None:
+        """Why the pool is broken for good, or None (the stdlib's pool says so itself on submit)."""
+        broken = getattr(self.pool, "_broken", None)
+        return broken if isinstance(broken, str) and broken else None
+
+    def submit_task(
+        self, runner: Runner, payload: bytes, decode: Decoder, describe: Callable[[], str]
+    ) -> TaskFuture:
+        """Submit ``runner(payload)`` to the pool; the returned future settles with the decoded outcome."""
+        future = TaskFuture()
+        inner = self.pool.submit(runner, payload)
+        future._inner = inner
+        with self._lock:
+            self._live.add(future)
+        inner.add_done_callback(lambda f: self._on_done(future, f, decode, describe))
+        return future
+
+    def _on_done(self, future: TaskFuture, inner: Future[Any], decode: Decoder, describe: Callable[[], str]) -> None:
+        """Done-callback on the inner future (runs on the pool's result thread); never raises."""
+        with self._lock:
+            self._live.discard(future)
+        try:
+            if inner.cancelled():
+                future._cancel_self()
+                return
+            exc = inner.exception()
+            if exc is None:
+                ok, data = inner.result()
+                _settle(future, decode(data, describe) if ok else None, None if ok else _remote.rebuild(data))
+            elif isinstance(exc, BrokenProcessPool) and not isinstance(exc, WorkerCrashedError):
+                crash = WorkerCrashedError("a worker process of the pool died abruptly (the pool is broken)", task=_describe(describe))
+                crash.__cause__ = exc
+                _settle(future, exc=crash)
+            else:
+                _settle(future, exc=exc)
+        except BaseException as err:  # a failing decode fails only this task
+            if future.done():  # a user's done-callback raised a BaseException: keep the pool alive
+                _log.error("futurekit: a done-callback of %r raised", future, exc_info=err)
+            else:
+                _settle(future, exc=err)
+
+    def shutdown(self, wait: bool, *, cancel_futures: bool) -> None:
+        """Shut the wrapped pool down; ``cancel_futures`` also works for pools without that option."""
+        if cancel_futures and accepts_cancel_futures(self.pool):
+            self.pool.shutdown(wait=wait, cancel_futures=True)
+        else:
+            if cancel_futures:
+                with self._lock:
+                    live = list(self._live)
+                for future in live:
+                    future.cancel()
+            self.pool.shutdown(wait=wait)
+        if wait:
+            with self._lock:
+                live = list(self._live)
+            _futures_base.wait(live)
+
+
+def _settle(future: TaskFuture, value: Any = None, exc: BaseException | None = None) -> None:
+    """Settle the caller's future, tolerating a concurrent cancel()."""
+    try:
+        if exc is None:
+            future.set_result(value)
+        else:
+            future.set_exception(exc)
+    except _futures_base.InvalidStateError:
+        pass
+    finally:
+        future._inner = None  # break the cycle future -> inner -> its callback -> future
+
+
+def accepts_cancel_futures(inner: object) -> bool:
+    """Whether ``inner.shutdown`` takes ``cancel_futures`` (loky's does not)."""
+    import inspect
+
+    try:
+        params = inspect.signature(getattr(inner, "shutdown")).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return "cancel_futures" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _describe(describe: Callable[[], str]) -> str:
+    try:
+        return describe()
+    except BaseException:  # pragma: no cover - describe_call never raises
+        return "a task"
