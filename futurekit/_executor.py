@@ -6,8 +6,11 @@ returns the inner future itself. For process-based executors ("remote" mode) it
 serialises each call in ``submit``'s own thread, runs it in the worker through
 a runner that never raises, and rebuilds the outcome in the parent: the
 original exception type with the worker's real frames, and a
-``WorkerCrashedError`` naming the task when a worker dies (see
-:mod:`futurekit._crash`).
+``WorkerCrashedError`` naming the task when a worker dies.
+
+``processes()`` wraps futurekit's own pool, :class:`futurekit._pool.ProcessPool`,
+which fails only the task a dead worker was running and replaces that worker.
+A process pool the user supplies goes through :mod:`futurekit._supervisor`.
 """
 
 from __future__ import annotations
@@ -53,11 +56,12 @@ class Executor(concurrent.futures.Executor):
     cannot cross the boundary arrives as :class:`futurekit.RemoteError`, an
     unpicklable function or argument raises :class:`futurekit.SerializationError`
     from ``submit`` at once, and a worker that dies fails its task with
-    :class:`futurekit.WorkerCrashedError`. Pools made by :func:`processes` also
-    replace themselves after a crash: tasks that had not started run on the new
-    pool, tasks that were running on other workers (which the stdlib terminates
-    with the pool) fail with ``WorkerCrashedError`` saying they were interrupted;
-    they are not retried, because they may have had side effects.
+    :class:`futurekit.WorkerCrashedError`. With the pool of :func:`processes`
+    only that task fails: the other workers' tasks finish normally, tasks that
+    had not started run on another worker, and a new worker replaces the dead
+    one (the pool itself, ``inner``, stays the same object). A
+    ``ProcessPoolExecutor`` you wrap yourself stays broken after a crash, as
+    the stdlib's does, and each of its tasks fails with ``WorkerCrashedError``.
 
     Args:
         inner: The executor to wrap.
@@ -79,7 +83,10 @@ class Executor(concurrent.futures.Executor):
         Blocking: ``submit`` never blocks on the task; ``shutdown(wait=True)``
             and ``map``'s iterator block as the stdlib's do.
         Callbacks: Done-callbacks run in the thread that settles the future:
-            a worker thread, or the process pool's result thread.
+            a worker thread; for ``processes()``, the pool's reader thread
+            ("futurekit-pool-reader"); for a wrapped ``ProcessPoolExecutor``,
+            its result thread. A cancelled future's run in the cancelling
+            thread.
         Thread safety: Every method is safe to call from any thread.
         Cancellation: A pending future can be cancelled (the task never
             runs); a running one cannot (``cancel()`` returns False).
@@ -138,7 +145,10 @@ class Executor(concurrent.futures.Executor):
 
     @property
     def inner(self) -> concurrent.futures.Executor:
-        """The wrapped executor (for pools made by ``processes()``, the current one).
+        """The wrapped executor, the same object for the executor's whole life.
+
+        For ``processes()`` it is futurekit's own pool; a worker crash replaces
+        the dead worker, never the pool.
 
         Example:
             >>> import futurekit as fk
@@ -149,8 +159,7 @@ class Executor(concurrent.futures.Executor):
         Concurrency:
             Blocking: Never blocks.
             Callbacks: None.
-            Thread safety: Safe from any thread; a process pool made by
-                ``processes()`` may be replaced after a crash.
+            Thread safety: Safe from any thread.
             Cancellation: Not applicable.
         """
         return self._inner
@@ -185,7 +194,9 @@ class Executor(concurrent.futures.Executor):
             Blocking: Never waits for the task; in remote mode it pickles the
                 call in the calling thread.
             Callbacks: The future's done-callbacks run in the thread that
-                settles it: the worker thread, or the pool's result thread.
+                settles it: the worker thread, or the process pool's reader
+                thread ("futurekit-pool-reader" for ``processes()``); after a
+                successful ``cancel()``, in the cancelling thread.
             Thread safety: Safe from any thread, including from callbacks and
                 from inside the executor's own workers.
             Cancellation: ``cancel()`` succeeds while the task is pending, and
@@ -313,9 +324,9 @@ class Executor(concurrent.futures.Executor):
             >>> ex.shutdown()  # idempotent
 
         Concurrency:
-            Blocking: With ``wait=True``, blocks until the work is done
-                (including the replacement of a process pool that crashed just
-                before); otherwise returns at once.
+            Blocking: With ``wait=True``, blocks until every queued task ran
+                and every worker exited (a task whose worker died just before
+                runs on a new worker first); otherwise returns at once.
             Callbacks: Cancelled futures run their done-callbacks in this
                 thread.
             Thread safety: Safe from any thread, any number of times.
@@ -412,18 +423,31 @@ def processes(
     initargs: tuple[Any, ...] = (),
     max_tasks_per_child: int | None = None,
 ) -> Executor:
-    """A process pool with remote tracebacks, crash attribution and self-repair.
+    """A process pool with remote tracebacks and crash attribution.
 
-    Wraps ``concurrent.futures.ProcessPoolExecutor``. Calls are pickled in
-    ``submit``; errors come back as their original type with the worker's real
-    frames. When a worker dies (``os._exit``, a signal, a segfault) its task
-    fails with :class:`futurekit.WorkerCrashedError` naming the task and the
-    exit code or signal; tasks running on the other workers fail with
-    ``WorkerCrashedError`` too (the stdlib terminates them with the pool; they
-    are not retried since they may have had side effects); tasks that had not
-    started run on a fresh pool, which replaces the broken one by itself. If
-    ``initializer`` raises in a worker, the pool is broken for good: pending and
-    later tasks fail with ``BrokenProcessPool``.
+    Wraps futurekit's own process pool (not ``ProcessPoolExecutor``): each
+    worker has its own pipes, a sender thread hands tasks to workers and a
+    reader thread settles results. Calls are pickled in ``submit``; errors come
+    back as their original type with the worker's real frames.
+
+    When a worker dies (``os._exit``, a signal, a segfault), only the task it
+    was running fails, with :class:`futurekit.WorkerCrashedError` naming the
+    task and the exit code or signal. Tasks running on other workers finish
+    normally; tasks handed to the dead worker but not started, and queued
+    tasks, run on other workers or on a new worker that replaces the dead one.
+    No task runs twice, and the pool object is never replaced.
+
+    Workers start on demand, one per submitted task while none is idle, up to
+    ``max_workers``. A busy worker is handed a second task in advance only when
+    the pool has all its workers and that worker's last task ran under 20 ms,
+    so no task waits behind a long one while another worker could take it. If
+    ``initializer`` raises in a worker, or workers die 3 times in a row before
+    running any task, the pool is broken for good: pending and later tasks
+    fail with ``BrokenProcessPool``, saying why (for an initializer, its
+    exception, with the worker's traceback, is the ``__cause__``). Workers exit
+    when the parent dies, even by ``SIGKILL``. A pool dropped without
+    ``shutdown`` shuts down without waiting; at interpreter exit, pools still
+    running are shut down and waited for.
 
     Args:
         max_workers: Number of worker processes (default: the CPUs usable).
@@ -452,11 +476,13 @@ def processes(
 
     Concurrency:
         Blocking: Never blocks; worker processes start on demand.
-        Callbacks: Done-callbacks run on the pool's result thread (or, after a
-            crash, on futurekit's short-lived recovery thread): keep them short.
+        Callbacks: Done-callbacks run on the pool's reader thread
+            ("futurekit-pool-reader"): keep them short, a slow one delays
+            every other result. A cancelled future's run in the thread that
+            cancelled it.
         Thread safety: The executor is safe to use from any thread.
-        Cancellation: Pending tasks can be cancelled; once a task was handed
-            to a worker (``running()`` is True) it cannot be.
+        Cancellation: A task can be cancelled until it is handed to a worker;
+            from then on ``running()`` is True and ``cancel()`` returns False.
     """
     if max_workers is None:
         cpus = getattr(os, "process_cpu_count", os.cpu_count)() or 1

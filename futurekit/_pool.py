@@ -153,10 +153,10 @@ class _State:
         self.broken: str | None = None
         self.broken_cause: BaseException | None = None
         self.fruitless = 0
-        self.last_exitcode: int | None = None
         self.threads: list[threading.Thread] = []
         self.finished = threading.Event()  # the reader has ended: every worker exited
         self.wake_r, self.wake_w = os.pipe()  # wakes the reader (a worker was added; shutdown)
+        os.set_blocking(self.wake_w, False)
         self.wake_lock = threading.Lock()
         self.wake_open = True
 
@@ -165,7 +165,10 @@ class _State:
     def wake_reader(self) -> None:
         with self.wake_lock:
             if self.wake_open:
-                os.write(self.wake_w, b"x")
+                try:
+                    os.write(self.wake_w, b"x")
+                except BlockingIOError:  # full: the reader has wake-ups pending anyway
+                    pass
 
     def to_spawn(self) -> int:
         """How many workers to start now: one per queued task no idle worker will take."""
@@ -399,7 +402,6 @@ class _State:
                 self.workers.remove(w)
             sent = list(w.sent)
             w.sent.clear()
-            self.last_exitcode = code
             if sent and w.ready:
                 culprit = sent.pop(0)
                 err = WorkerCrashedError(
@@ -454,11 +456,15 @@ class _State:
         return cancelled
 
     def join(self) -> None:
-        """Wait until every task is done and every worker exited (not from the pool's own threads)."""
-        me = threading.current_thread()
+        """Wait until every task is done and every worker exited.
+
+        From one of the pool's own threads (a done-callback calling
+        ``shutdown(wait=True)``) it returns at once: waiting there would deadlock.
+        """
+        if threading.current_thread() in self.threads:
+            return
         for thread in self.threads:
-            if thread is not me:
-                thread.join()
+            thread.join()
 
 
 def _settle(future: Future[Any], value: Any = None, exc: BaseException | None = None) -> None:

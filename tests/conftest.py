@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from executor_helpers import Kit, make_kit
+
 # Typing tests are source code checked by mypy (tests/test_static.py), never executed.
 collect_ignore = ["typing"]
 
@@ -36,3 +38,24 @@ def gc_disabled() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _process_kit(max_workers: int) -> Iterator[Kit]:
+    k = make_kit("process", max_workers=max_workers)
+    try:
+        yield k
+    finally:
+        k.release.set()
+        k.ex.shutdown(wait=True)
+
+
+@pytest.fixture
+def kit1() -> Iterator[Kit]:
+    """A one-worker fk.processes() kit (see executor_helpers.make_kit)."""
+    yield from _process_kit(1)
+
+
+@pytest.fixture
+def kit2() -> Iterator[Kit]:
+    """A two-worker fk.processes() kit (see executor_helpers.make_kit)."""
+    yield from _process_kit(2)

@@ -134,6 +134,13 @@ def crash_after_start(code: int = 5) -> None:
     os._exit(code)
 
 
+def crash_when_released(code: int) -> None:
+    """Signal that this task started, wait until released, then os._exit(code)."""
+    _started.release()
+    _release.acquire(timeout=60)
+    os._exit(code)
+
+
 def crash_on(x: int, bad: int) -> int:
     """Return x, or kill this worker for ``bad``."""
     if x == bad:

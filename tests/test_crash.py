@@ -23,26 +23,6 @@ from executor_helpers import TIMEOUT, Kit, make_kit
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and exit codes")
 
 
-@pytest.fixture
-def kit1() -> Iterator[Kit]:
-    k = make_kit("process", max_workers=1)
-    try:
-        yield k
-    finally:
-        k.release.set()
-        k.ex.shutdown(wait=True)
-
-
-@pytest.fixture
-def kit2() -> Iterator[Kit]:
-    k = make_kit("process", max_workers=2)
-    try:
-        yield k
-    finally:
-        k.release.set()
-        k.ex.shutdown(wait=True)
-
-
 def crashed(fut: Future[Any]) -> fk.WorkerCrashedError:
     exc = fut.exception(timeout=TIMEOUT)
     assert isinstance(exc, fk.WorkerCrashedError), repr(exc)

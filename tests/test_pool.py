@@ -1,0 +1,157 @@
+"""futurekit's own process pool (futurekit._pool): hand-over policy, crash requeue, stopping, initializer failure."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import gc
+import multiprocessing
+import sys
+import threading
+import traceback
+import weakref
+from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait
+from typing import Any
+
+import pytest
+
+import executor_helpers as h
+import futurekit as fk
+from executor_helpers import TIMEOUT, Kit
+from futurekit import _pool
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX exit codes")
+
+
+# --- the hand-over policy, on a pool state with stand-in workers (no processes) ----------------
+
+
+def _state(max_workers: int, loads: list[tuple[int, float]], spawning: int = 0) -> tuple[_pool._State, list[_pool._Worker]]:
+    state = _pool._State(multiprocessing.get_context("spawn"), max_workers, None, (), None)
+    workers = []
+    for load, last in loads:
+        w = _pool._Worker(None, Any, Any, None)  # type: ignore[arg-type]
+        w.sent.extend(_pool._Task(b"", fk._calls.decode_value, str) for _ in range(load))
+        w.last_seconds = last
+        workers.append(w)
+    state.workers = workers
+    state.spawning = spawning
+    return state, workers
+
+
+def _close(state: _pool._State) -> None:
+    state.begin_shutdown(False)
+
+
+def test_an_idle_worker_is_picked_first() -> None:
+    state, (busy, idle) = _state(2, [(1, 0.001), (0, 0.001)])
+    try:
+        assert state.pick() is idle
+    finally:
+        _close(state)
+
+
+def test_a_busy_worker_gets_a_task_ahead_only_when_the_pool_is_full_and_its_last_task_was_short() -> None:
+    cases = [
+        # (max_workers, [(tasks handed, last task seconds)], spawning, who is picked)
+        (2, [(1, 0.001), (1, 0.001)], 0, 0),  # full, short: the first busy worker
+        (2, [(1, 0.001)], 0, None),  # the pool can still grow: wait for a new worker
+        (2, [(1, 0.001)], 1, None),  # a worker is starting: wait for it
+        (1, [(1, 1.0)], 0, None),  # its last task was long: never queue behind it
+        (1, [(1, float("inf"))], 0, None),  # it never finished a task yet
+        (1, [(2, 0.001)], 0, None),  # at most PREFETCH tasks per worker
+        (2, [(1, 1.0), (1, 0.001)], 0, 1),  # the one whose last task was short
+    ]
+    for max_workers, loads, spawning, expected in cases:
+        state, workers = _state(max_workers, loads, spawning)
+        try:
+            picked = state.pick()
+            assert picked is (None if expected is None else workers[expected]), (max_workers, loads, spawning)
+        finally:
+            _close(state)
+
+
+def test_stopping_or_exhausted_workers_are_never_picked() -> None:
+    state, (stopping, spent) = _state(2, [(0, 0.001), (0, 0.001)])
+    stopping.stopping = True
+    spent.budget = 0
+    try:
+        assert state.pick() is None
+    finally:
+        _close(state)
+
+
+# --- with real worker processes -----------------------------------------------------------------
+
+
+def test_a_task_handed_ahead_to_a_dying_worker_runs_elsewhere(kit1: Kit) -> None:
+    # One worker whose last task was short: the pool is full, so the task after the culprit is
+    # handed to it ahead. The worker dies: only the culprit fails; the other one runs once, elsewhere.
+    assert kit1.ex.submit(h.square, 3).result(timeout=TIMEOUT) == 9
+    culprit = kit1.ex.submit(h.crash_when_released, 6)
+    kit1.wait_started()
+    behind = kit1.ex.submit(h.mark, 41)
+    kit1.release.set()
+    exc = culprit.exception(timeout=TIMEOUT)
+    assert isinstance(exc, fk.WorkerCrashedError) and exc.exitcode == 6
+    assert behind.result(timeout=TIMEOUT) == 41
+    kit1.ex.shutdown(wait=True)
+    assert kit1.count_started() == 1
+
+
+def test_cancelling_a_queued_task_wakes_wait_at_once(kit1: Kit) -> None:
+    running = kit1.ex.submit(h.block)
+    kit1.wait_started()
+    queued = kit1.ex.submit(h.square, 2)
+    assert queued.cancel() and queued.cancelled()
+    done, _ = cf.wait([queued], timeout=TIMEOUT)
+    assert done == {queued}
+    kit1.release.set()
+    assert running.result(timeout=TIMEOUT) is None
+
+
+def test_shutdown_waiting_from_a_done_callback_does_not_deadlock(kit1: Kit) -> None:
+    called = threading.Event()
+
+    def on_done(_: cf.Future[Any]) -> None:
+        kit1.ex.shutdown(wait=True)  # runs on the pool's reader thread
+        called.set()
+
+    kit1.ex.submit(h.square, 4).add_done_callback(on_done)
+    assert called.wait(TIMEOUT)
+    kit1.ex.shutdown(wait=True)
+    with pytest.raises(RuntimeError):
+        kit1.ex.submit(h.square, 1)
+
+
+def test_a_pool_dropped_without_shutdown_lets_its_workers_exit() -> None:
+    pool = _pool.ProcessPool(1, multiprocessing.get_context("forkserver"))
+    assert pool.submit(h.square, 5).result(timeout=TIMEOUT) == 25
+    state = pool._state
+    sentinels = [w.process.sentinel for w in state.workers]
+    ref = weakref.ref(pool)
+    del pool
+    gc.collect()
+    assert ref() is None
+    assert state.finished.wait(TIMEOUT)
+    assert len(wait(sentinels, timeout=TIMEOUT)) == len(sentinels)
+
+
+def test_initializer_failure_chains_the_initializers_exception() -> None:
+    with fk.processes(1, initializer=h.failing_init) as ex:
+        exc = ex.submit(h.add, 1, 2).exception(timeout=TIMEOUT)
+        assert isinstance(exc, BrokenProcessPool) and "RuntimeError: initializer failed on purpose" in str(exc)
+        cause = exc.__cause__
+        assert isinstance(cause, RuntimeError)
+        assert "failing_init" in [frame.name for frame in traceback.extract_tb(cause.__traceback__)]
+
+
+def test_workers_start_on_demand_up_to_max_workers() -> None:
+    with fk.processes(3, mp_context="forkserver") as ex:
+        inner: Any = ex.inner
+        assert inner._state.workers == []
+        assert ex.submit(h.square, 2).result(timeout=TIMEOUT) == 4
+        assert len(inner._state.workers) == 1  # one task, one worker
+        assert sorted(ex.map(h.square, range(50))) == [i * i for i in range(50)]
+        assert len(inner._state.workers) <= 3
