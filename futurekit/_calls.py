@@ -347,10 +347,15 @@ def decode_value(data: bytes, describe: Callable[[], str]) -> Any:
         return load_result(data, describe())
 
 
-def decode_chunk(data: bytes, describe: Callable[[], str]) -> tuple[list[Any], BaseException | None, float]:
-    """Decode a map() chunk's result (values, captured error or None, seconds), rebuilding the error."""
+def decode_chunk(
+    data: bytes, describe: Callable[[], str], sent: int = 0
+) -> tuple[list[Any], BaseException | None, float, int]:
+    """Decode a map() chunk's result into ``(values, error or None, seconds, bytes)``, rebuilding the error.
+
+    ``bytes`` is ``sent`` (the size of the chunk's pickled items) plus the size of ``data``.
+    """
     try:
         values, captured, seconds = pickle.loads(data)
     except BaseException:
         values, captured, seconds = load_result(data, describe())
-    return values, (None if captured is None else rebuild(captured)), seconds
+    return values, (None if captured is None else rebuild(captured)), seconds, sent + len(data)

@@ -221,8 +221,12 @@ class Executor(concurrent.futures.Executor):
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown")
         payload = _calls.dump_call(fn, tuple(chunk), {})
+        sent = len(payload)
         return sup.submit_task(
-            _worker.run_chunk, payload, _calls.decode_chunk, lambda: _describe_chunk(fn, chunk)
+            _worker.run_chunk,
+            payload,
+            lambda data, describe: _calls.decode_chunk(data, describe, sent),
+            lambda: _describe_chunk(fn, chunk),
         )
 
     def map(

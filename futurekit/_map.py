@@ -23,8 +23,8 @@ How it moves through time:
   run (as the stdlib's map runs every task) and reads no more input.
 
 Automatic chunk sizes start at one item and grow toward a target duration per
-chunk, measured from completed chunks (submission to completion, so the
-parent's serialisation cost and the pool's per-task overhead are included).
+chunk (and, for pickled chunks, a target size in bytes), learnt from the
+worker's own running time of completed chunks (see :func:`iter_map`).
 """
 
 from __future__ import annotations
@@ -33,16 +33,17 @@ import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import CancelledError, Future
-from itertools import chain, islice, starmap
+from itertools import chain, compress, islice, starmap
 from time import monotonic
 from typing import Any, Generic, TypeVar, cast
 
 R = TypeVar("R")
 
 #: A chunk's outcome: the results of the leading items that succeeded, the
-#: exception of the item after them (None when every item succeeded), and the
-#: seconds the worker spent running them (what automatic chunk sizes learn from).
-ChunkResult = tuple[list[Any], BaseException | None, float]
+#: exception of the item after them (None when every item succeeded), the
+#: seconds the worker spent running them, and the bytes its items and results
+#: took when pickled (0 when they were not): what automatic chunk sizes learn from.
+ChunkResult = tuple[list[Any] | tuple[Any, ...], BaseException | None, float, int]
 #: ``submit_chunk(fn, chunk)``: one task for one chunk (see :func:`iter_map` for the protocol).
 SubmitChunk = Callable[[Callable[..., Any], list[Any]], Future[Any]]
 
@@ -50,14 +51,16 @@ SubmitChunk = Callable[[Callable[..., Any], list[Any]], Future[Any]]
 WINDOW_PER_WORKER = 3
 #: Largest automatic chunk, in items (``auto_chunk=True``: process pools).
 MAX_AUTO_CHUNK = 8192
-#: Automatic chunking aims at this many seconds from submission to completion.
+#: Automatic chunking aims at chunks whose items run this many seconds in the worker.
 TARGET_CHUNK_SECONDS = 0.01
 #: Largest chunk with ``auto_chunk=False`` (thread pools): small batches of quick items only.
 LOCAL_MAX_CHUNK = 16
 #: With ``auto_chunk=False``, batches grow only while a chunk takes less than this many seconds.
 LOCAL_TARGET_SECONDS = 0.001
-#: An automatic chunk is at most this many times larger than the measured one.
+#: An automatic chunk has at most this many times the items of all completed chunks together.
 MAX_GROWTH = 64
+#: Automatic chunks whose items and results are pickled aim at most at this many bytes.
+TARGET_CHUNK_BYTES = 2 * 1024 * 1024
 
 class Star:
     """``Star(fn)(args)`` calls ``fn(*args)``: how a multi-iterable map passes ``fn`` to its chunks.
@@ -91,7 +94,7 @@ class Star:
         return f"Star({self.fn!r})"
 
 
-def run_chunk(fn: Callable[[Any], Any], items: list[Any]) -> ChunkResult:
+def run_chunk(fn: Callable[[Any], Any], items: list[Any]) -> tuple[list[Any], BaseException | None, float, int]:
     """Run one map chunk: ``fn(item)`` for each item, in order, up to the first error.
 
     Runs at C speed (``list.extend`` over ``map``/``starmap``), keeping the
@@ -103,15 +106,16 @@ def run_chunk(fn: Callable[[Any], Any], items: list[Any]) -> ChunkResult:
         items: The chunk's items (argument tuples when ``fn`` is a Star).
 
     Returns:
-        ``(values, None, seconds)`` when every item succeeded, else
-        ``(values, exc, seconds)``: the results before the failing item and the
-        exception it raised (any ``BaseException``, as the stdlib's futures
-        capture); ``seconds`` is the time spent running the items.
+        ``(values, None, seconds, 0)`` when every item succeeded, else
+        ``(values, exc, seconds, 0)``: the results before the failing item and
+        the exception it raised (any ``BaseException``, as the stdlib's futures
+        capture); ``seconds`` is the time spent running the items; 0 is the
+        pickled size, which the caller fills in when it pickles them.
 
     Example:
         >>> run_chunk(abs, [-1, -2])[:2]
         ([1, 2], None)
-        >>> values, exc, _seconds = run_chunk(Star(divmod), [(7, 2), (1, 0), (3, 1)])
+        >>> values, exc, _seconds, _size = run_chunk(Star(divmod), [(7, 2), (1, 0), (3, 1)])
         >>> values, type(exc).__name__
         ([(3, 1)], 'ZeroDivisionError')
 
@@ -131,8 +135,8 @@ def run_chunk(fn: Callable[[Any], Any], items: list[Any]) -> ChunkResult:
     except BaseException as exc:
         box = [exc]  # returned through a box so this frame does not hold it (no cycle via the traceback)
     else:
-        return out, None, monotonic() - start
-    return out, box.pop(), monotonic() - start
+        return out, None, monotonic() - start, 0
+    return out, box.pop(), monotonic() - start, 0
 
 
 class _Inbox:
@@ -214,6 +218,7 @@ class _MapState(Generic[R]):
             if buffersize is not None:
                 self.cap = max(1, min(self.cap, buffersize // self.window))
         self.read = 0  # input items read
+        self.measured = 0  # items of the completed chunks that sized the next ones
         self.consumed = 0  # items yielded to (or raised at) the consumer
         self.exhausted = False  # no more input will be read
         self.stop_error: BaseException | None = None  # the input's own exception, raised in order
@@ -223,7 +228,7 @@ class _MapState(Generic[R]):
         # The batch being yielded (reversed: each result is popped as it is yielded) and the
         # guard its iterator runs over (one () per result; clearing it stops that iterator).
         self.current: list[Any] = []
-        self.guard: list[tuple[()]] = []
+        self.guard: list[Any] = []
         # Whether close() cancels the chunks not yet started. False only while the
         # consumer has never asked for a result: an iterator dropped unconsumed lets
         # its first window run, as the stdlib's map runs every task (issue 11777),
@@ -319,12 +324,16 @@ class _MapState(Generic[R]):
         if fut.cancelled() or fut.exception() is not None:
             return
         n = chunk.n
+        self.measured += n
         # The worker's own running time, not the round trip: a small chunk's
         # round trip is all transport and queueing, which would keep chunks
         # small for many rounds on quick items.
-        seconds = fut.result()[2]
+        _values, _err, seconds, size = fut.result()
         estimate = int(n * self.target / seconds) if seconds > 0 else self.cap
-        self.size = max(1, min(estimate, n * MAX_GROWTH, self.cap))
+        if size > 0:  # large items or results: keep each message to about TARGET_CHUNK_BYTES
+            estimate = min(estimate, n * TARGET_CHUNK_BYTES // size)
+        # Growth is bounded by the evidence so far: all the items measured, not just this chunk's.
+        self.size = max(1, min(estimate, self.measured * MAX_GROWTH, self.cap))
 
     def close(self) -> None:
         """Cancel every chunk not yet started and drop what is held. Never raises."""
@@ -389,6 +398,43 @@ def _drain(state: _MapState[R], values: list[Any], n: int) -> Iterator[R]:
     return starmap(values.pop, guard)
 
 
+def _scan(state: _MapState[R], values: tuple[Any, ...]) -> Iterator[R]:
+    """An iterator over ``values``, all small immutable scalars (see :func:`scalar_batch`).
+
+    It keeps the tuple until the batch ends, which nobody can observe (none of
+    its values can be weakly referenced), and costs a third of :func:`_drain`
+    per item. ``state.close()`` stops it by clearing its guard.
+    """
+    guard = state.guard = [True] * len(values)
+    return compress(values, guard)
+
+
+#: Result types a map iterator may keep until their batch ends: immutable, small, not weakly referenceable.
+SCALAR_TYPES = frozenset({int, float, complex, bool, type(None)})
+
+
+def scalar_batch(values: list[Any]) -> list[Any] | tuple[Any, ...]:
+    """``values`` as a tuple if every value's type is in :data:`SCALAR_TYPES`, else the list itself.
+
+    Run in the worker (which has CPU to spare; the parent rarely does): a
+    tuple tells the parent's iterator it need not release each value as it
+    yields it.
+
+    Example:
+        >>> scalar_batch([1, 2.5, None])
+        (1, 2.5, None)
+        >>> scalar_batch([1, "a"])
+        [1, 'a']
+
+    Concurrency:
+        Blocking: Never blocks.
+        Callbacks: None.
+        Thread safety: Safe from any thread.
+        Cancellation: Not applicable.
+    """
+    return tuple(values) if set(map(type, values)) <= SCALAR_TYPES else values
+
+
 def _batches(state: _MapState[R]) -> Generator[Iterator[R], None, None]:
     """Yield the results in batches (a chunk's values, or one item at a time with an explicit buffersize).
 
@@ -423,23 +469,29 @@ def _batches(state: _MapState[R]) -> Generator[Iterator[R], None, None]:
                 state.consumed += 1
                 del fut
                 _raise(err)
-            values, err, _seconds = fut.result()
+            values, err, _seconds, _size = fut.result()
             del fut
             count = len(values)
-            values.reverse()  # popped from the end, in input order
             if not per_item:
                 state.consumed += n
                 if err is None:
                     state.fill()
-                yield _drain(state, values, count)
+                if type(values) is tuple:
+                    yield _scan(state, values)
+                else:
+                    values.reverse()  # popped from the end, in input order
+                    yield _drain(state, values, count)
             else:
+                batch = values if type(values) is list else list(values)  # emptied in place: nothing else holds a result
+                del values
+                batch.reverse()
                 for _ in range(count):
                     state.consumed += 1
                     state.fill()
-                    yield _drain(state, values, 1)
+                    yield _drain(state, batch, 1)
+                del batch
             if err is not None:
                 state.consumed += 1
-                del values
                 _raise(err)
     finally:
         state.close()
@@ -463,9 +515,10 @@ def iter_map(
     must submit ONE task for the chunk and return its future. ``chunk`` is a
     list of single arguments and ``fn`` takes one (for several iterables,
     ``fn`` arrives wrapped in :class:`Star` and the items are argument
-    tuples). The task returns ``(values, error, seconds)``: the results of the
-    leading items that succeeded, the exception of the item after them (or
-    None), and the seconds the worker spent running the items.
+    tuples). The task returns ``(values, error, seconds, bytes)``: the results
+    of the leading items that succeeded, the exception of the item after them
+    (or None), the seconds the worker spent running the items, and the bytes
+    the chunk's items and results took pickled (0 if they were not).
     :func:`run_chunk` implements it; ``values`` must be a list, which the
     iterator empties as it yields (so it holds no yielded result). The outcome
     pickles like a plain list of values, about five times cheaper per trivial
@@ -497,10 +550,13 @@ def iter_map(
     chunk may be shorter). With ``chunksize=None``, chunks start at one item;
     each completed chunk sizes the next ones from the time the worker spent
     running its items (not the round trip, which for a small chunk is all
-    transport and queueing): proportionally toward a target time, at most
-    ``MAX_GROWTH`` times the measured chunk, and never above a cap. They shrink again if items get slower.
+    transport and queueing): proportionally toward a target time, toward at
+    most ``TARGET_CHUNK_BYTES`` (2 MiB) of pickled items and results when the
+    task reports them, at most ``MAX_GROWTH`` times the items of all chunks
+    measured so far, and never above a cap. They shrink again if items get
+    slower or bigger.
 
-    * ``auto_chunk=True`` (process pools, where a task costs ~100 us): target
+    * ``auto_chunk=True`` (process pools, where a task costs ~50 us): target
       10 ms, cap 8192 items.
     * ``auto_chunk=False`` (thread pools): small batches of quick items only,
       target 1 ms, cap 16 items. An item that takes 1 ms or more always runs

@@ -493,10 +493,13 @@ def _describe(task: _Task) -> str:
 
 
 _live: weakref.WeakSet[_State] = weakref.WeakSet()  # pools whose threads run
+_exiting = False  # the interpreter is shutting down: no new tasks
 
 
 def _shutdown_at_exit() -> None:
     """At interpreter exit, finish every running pool's work, as the stdlib does for its pools."""
+    global _exiting
+    _exiting = True
     for state in list(_live):
         state.begin_shutdown(False)
     for state in list(_live):
@@ -554,8 +557,11 @@ class ProcessPool(concurrent.futures.Executor):
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be greater than 0")
-        if max_tasks_per_child is not None and max_tasks_per_child < 1:
-            raise ValueError("max_tasks_per_child must be >= 1")
+        if max_tasks_per_child is not None:
+            if max_tasks_per_child < 1:
+                raise ValueError("max_tasks_per_child must be >= 1")
+            if ctx.get_start_method() == "fork":  # as the stdlib: forking a threaded parent is unsafe
+                raise ValueError("max_tasks_per_child is incompatible with the 'fork' multiprocessing start method")
         self._max_workers = max_workers
         self._mp_context = ctx
         self._state = _State(ctx, max_workers, initializer, initargs, max_tasks_per_child)
@@ -583,6 +589,8 @@ class ProcessPool(concurrent.futures.Executor):
                 raise BrokenProcessPool(state.broken)
             if state.shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
+            if _exiting:
+                raise RuntimeError("cannot schedule new futures after interpreter shutdown")
             state.queue.append(task)
             state.cond.notify()
             count = state.to_spawn()

@@ -63,7 +63,7 @@ def run_chunk(payload: bytes) -> tuple[bool, bytes]:
         fn, items, _kwargs = pickle.loads(payload)
     except BaseException as exc:
         return False, _calls.payload_error(f"a map() chunk of {_calls.guess_name(payload)}", exc)
-    values, failure, seconds = _map.run_chunk(fn, items)
+    values, failure, seconds, _size = _map.run_chunk(fn, items)
     captured = None
     if failure is not None:
         tb = failure.__traceback__
@@ -73,7 +73,7 @@ def run_chunk(payload: bytes) -> tuple[bool, bytes]:
         captured = _remote.capture(failure)
         del failure
     try:
-        return True, pickle.dumps((values, captured, seconds), _remote.PROTOCOL)
+        return True, pickle.dumps((_map.scalar_batch(values), captured, seconds), _remote.PROTOCOL)
     except BaseException:
         pass
     # Some value cannot be pickled: keep the values before it, and fail that item.

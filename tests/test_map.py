@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import copy
 import gc
 import itertools
 import multiprocessing
@@ -267,27 +268,45 @@ def test_auto_chunk_sizes_follow_measured_latency(monkeypatch: pytest.MonkeyPatc
         sizes.append(len(chunk))
         return inline_submit(fn, chunk)
 
-    # quick: every chunk takes 1 us however big -> geometric growth by MAX_GROWTH up to the cap
+    # quick: every chunk takes 1 us however big -> geometric growth up to the cap
     monkeypatch.setattr(_map, "monotonic", FakeClock(1e-6))
     n = 200_000
     assert sum(run(submit, inc, range(n), auto_chunk=auto_chunk)) == n * (n + 1) // 2
-    levels = [1]
-    while levels[-1] < cap:
-        levels.append(min(cap, levels[-1] * _map.MAX_GROWTH))
-    window = WIN  # the first window is submitted before anything was measured; then one level per window
-    expected = [size for size in levels[:-1] for _ in range(window)]
-    assert sizes[: len(expected)] == expected
-    body = sizes[len(expected) :]
-    full = 0
-    while full < len(body) and body[full] == cap:
-        full += 1
-    tail = body[full:]
-    assert len(tail) <= 1  # only the last chunk may be short
+    assert sizes[:WIN] == [1] * WIN  # the first window is submitted before anything was measured
+    for k, size in enumerate(sizes):  # growth bounded by the evidence: MAX_GROWTH x all items before
+        assert size <= max(1, sum(sizes[:k]) * _map.MAX_GROWTH)
+    first_full = sizes.index(cap)
+    assert first_full <= 3 * WIN  # within a few windows
+    assert all(size == cap for size in sizes[first_full:-1])  # then full chunks; only the last may be short
     # slow: every chunk takes 1 s -> one item per chunk
     sizes.clear()
     monkeypatch.setattr(_map, "monotonic", FakeClock(1.0))
     assert list(run(submit, inc, range(50), auto_chunk=auto_chunk, timeout=None)) == list(range(1, 51))
     assert sizes == [1] * 50
+
+
+def test_auto_chunks_keep_messages_near_the_byte_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_map, "monotonic", FakeClock(1e-6))  # quick items: time alone would give the cap
+    monkeypatch.setattr(_map, "TARGET_CHUNK_BYTES", 10_000)
+    sizes: list[int] = []
+
+    def submit(fn: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
+        sizes.append(len(chunk))
+        values, err, seconds, _ = _map.run_chunk(fn, chunk)
+        fut: cf.Future[Any] = cf.Future()
+        fut.set_result((values, err, seconds, 1000 * len(chunk)))  # as if each item pickled to 1 kB
+        return fut
+
+    assert sum(run(submit, inc, range(5000))) == 5000 * 5001 // 2
+    assert sizes[:WIN] == [1] * WIN
+    assert max(sizes) == 10  # 10 kB per chunk
+
+
+def test_decode_chunk_reports_the_bytes_sent_and_received() -> None:
+    import pickle
+
+    data = pickle.dumps(([1, 2], None, 0.5))
+    assert fk._calls.decode_chunk(data, str, 7) == ([1, 2], None, 0.5, 7 + len(data))
 
 
 def test_auto_chunks_start_small_and_grow(process_pool: cf.ProcessPoolExecutor) -> None:
@@ -298,9 +317,9 @@ def test_auto_chunks_start_small_and_grow(process_pool: cf.ProcessPoolExecutor) 
     assert max(rec.sizes) >= 16  # (exact growth is pinned with a fake clock below; this is a real pool)
     assert max(rec.sizes) <= _map.MAX_AUTO_CHUNK
     assert len(rec.sizes) < 100  # far fewer tasks than items
-    # growth is geometric and bounded per completed chunk
-    for earlier, later in zip(rec.sizes, rec.sizes[1:]):
-        assert later <= max(rec.sizes[: rec.sizes.index(earlier) + 1]) * _map.MAX_GROWTH
+    # growth is bounded by MAX_GROWTH times the items of the chunks before
+    for k, size in enumerate(rec.sizes):
+        assert size <= max(1, sum(rec.sizes[:k]) * _map.MAX_GROWTH)
 
 
 def test_auto_default_bound_is_reached_and_kept(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -767,6 +786,17 @@ def test_fk_map_order_shapes_and_empty(fk_executor: fk.Executor) -> None:
     assert list(fk_executor.map(inc, [])) == []
     assert sorted(fk_executor.map(inc, range(300), ordered=False)) == list(range(1, 301))
     assert list(fk_executor.map(inc, range(23), chunksize=5)) == list(range(1, 24))
+
+
+def test_fk_map_scalar_and_object_batches_stop_on_close(fk_executor: fk.Executor) -> None:
+    # Process pools send batches of plain numbers as tuples (scanned, not popped); others as lists.
+    for fn in (inc, str):
+        it = fk_executor.map(fn, range(100), chunksize=50)
+        assert [next(it) for _ in range(3)] == [fn(0), fn(1), fn(2)]
+        it.close()  # type: ignore[attr-defined]
+        assert list(it) == []
+    values = [1, 2.5, None, True, 3j]
+    assert list(fk_executor.map(copy.copy, values, chunksize=5)) == values  # every scalar type
 
 
 @pytest.mark.parametrize("chunksize", [None, 1, 4])
