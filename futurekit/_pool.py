@@ -108,7 +108,7 @@ class _Task:
 class _Worker:
     """A worker process, the parent's ends of its two pipes, and the tasks handed to it."""
 
-    __slots__ = ("budget", "last_seconds", "process", "ready", "results", "sent", "stopping", "tasks")
+    __slots__ = ("budget", "eof", "last_seconds", "process", "ready", "results", "sent", "stopping", "tasks")
 
     def __init__(self, process: Any, tasks: Connection, results: Connection, budget: int | None) -> None:
         self.process = process
@@ -118,6 +118,7 @@ class _Worker:
         self.budget = budget  # tasks it may still be handed (max_tasks_per_child), None: unlimited
         self.ready = False  # its initializer ran
         self.stopping = False  # told to exit: hand it nothing more
+        self.eof = False  # its result pipe is closed: it is exiting (its sentinel says when it is gone)
         self.last_seconds = float("inf")  # how long its last task ran (none yet: long)
 
     def usable(self) -> bool:
@@ -320,7 +321,8 @@ class _State:
                     workers = list(self.workers)
                 owner: dict[Any, _Worker] = {}
                 for w in workers:
-                    owner[w.results] = w
+                    if not w.eof:
+                        owner[w.results] = w
                     owner[w.process.sentinel] = w
                 ready = wait([*owner, self.wake_r])
                 if self.wake_r in ready:
@@ -330,8 +332,10 @@ class _State:
                     sender = owner.get(obj)
                     if sender is None or sender in dead:
                         continue
-                    if obj is not sender.results or not self._receive(sender):
-                        dead.append(sender)
+                    if obj is not sender.results:
+                        dead.append(sender)  # its sentinel: the process is gone
+                    elif not self._receive(sender):
+                        sender.eof = True  # closing down; bury it once its sentinel fires
                 for w in dead:
                     self._bury(w)
                 with self.lock:
@@ -390,11 +394,11 @@ class _State:
     def _bury(self, w: _Worker) -> None:
         """``w`` exited: take what it sent before dying, then fail or requeue what it was handed."""
         try:
-            while w.results.poll() and self._receive(w):
+            while not w.eof and w.results.poll() and self._receive(w):
                 pass
         except (EOFError, OSError):
             pass
-        w.process.join(10)
+        w.process.join()  # its sentinel fired: it has exited, this only reaps it
         code = w.process.exitcode
         failures: list[Settle] = []
         with self.lock:
@@ -587,10 +591,10 @@ class ProcessPool(concurrent.futures.Executor):
         with state.lock:
             if state.broken is not None:
                 raise BrokenProcessPool(state.broken)
-            if state.shutdown:
-                raise RuntimeError("cannot schedule new futures after shutdown")
             if _exiting:
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+            if state.shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
             state.queue.append(task)
             state.cond.notify()
             count = state.to_spawn()

@@ -248,3 +248,28 @@ class MyObject:
 
     def my_method(self) -> None:
         """Do nothing."""
+
+
+def write_later(path: str, text: str, delay: float) -> None:
+    """Write ``text`` to ``path`` after ``delay`` seconds (a task that outlives a short main script)."""
+    import time
+
+    time.sleep(delay)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def exit_main(path: str) -> None:
+    """Subprocess entry point: leave a task pending and a submit for atexit; never shut down."""
+    import atexit
+
+    ex = fk.processes(1)
+    ex.submit(write_later, path, "apple", 0.3)
+
+    def late() -> None:
+        try:
+            ex.submit(write_later, path + ".late", "late", 0)
+        except RuntimeError as exc:
+            print(exc, flush=True)
+
+    atexit.register(late)

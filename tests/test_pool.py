@@ -155,3 +155,17 @@ def test_workers_start_on_demand_up_to_max_workers() -> None:
         assert len(inner._state.workers) == 1  # one task, one worker
         assert sorted(ex.map(h.square, range(50))) == [i * i for i in range(50)]
         assert len(inner._state.workers) <= 3
+
+
+def test_interpreter_exit_waits_for_pending_tasks_and_refuses_new_ones(tmp_path: Any) -> None:
+    import subprocess
+    from pathlib import Path
+
+    tests_dir = str(Path(__file__).resolve().parent)
+    target = str(tmp_path / "out.txt")
+    code = f"import sys; sys.path.insert(0, {tests_dir!r}); import executor_helpers; executor_helpers.exit_main({target!r})"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(target).read_text(encoding="utf-8") == "apple"  # the pending task ran before exit
+    assert "cannot schedule new futures after interpreter shutdown" in proc.stdout
+    assert not Path(target + ".late").exists()
