@@ -372,6 +372,8 @@ class _State:
             self._init_failed(data[_worker.HEADER.size :])
             return True
         with self.lock:
+            if not w.sent:  # the pool broke meanwhile and already failed this task
+                return True
             task = w.sent.popleft()
             w.last_seconds = seconds
             self.fruitless = 0
