@@ -160,6 +160,7 @@ class _State:
         os.set_blocking(self.wake_w, False)
         self.wake_lock = threading.Lock()
         self.wake_open = True
+        self.pid = os.getpid()  # a forked child inherits this object but none of its threads
 
     # --- with self.lock held ----------------------------------------------------------------
 
@@ -506,9 +507,12 @@ def _shutdown_at_exit() -> None:
     """At interpreter exit, finish every running pool's work, as the stdlib does for its pools."""
     global _exiting
     _exiting = True
-    for state in list(_live):
+    # Only this process's pools: a child forked from here (a "fork" worker, or os.fork())
+    # inherits the objects, but not their threads, and maybe a lock one of them held.
+    states = [state for state in list(_live) if state.pid == os.getpid()]
+    for state in states:
         state.begin_shutdown(False)
-    for state in list(_live):
+    for state in states:
         state.join()
 
 
@@ -572,6 +576,7 @@ class ProcessPool(concurrent.futures.Executor):
         self._mp_context = ctx
         self._state = _State(ctx, max_workers, initializer, initargs, max_tasks_per_child)
         self._finalizer = weakref.finalize(self, _State.begin_shutdown, self._state, False)
+        self._finalizer.atexit = False  # at exit, _shutdown_at_exit does it (in this process only)
 
     @property
     def broken(self) -> str | None:

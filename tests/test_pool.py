@@ -169,3 +169,20 @@ def test_interpreter_exit_waits_for_pending_tasks_and_refuses_new_ones(tmp_path:
     assert Path(target).read_text(encoding="utf-8") == "apple"  # the pending task ran before exit
     assert "cannot schedule new futures after interpreter shutdown" in proc.stdout
     assert not Path(target + ".late").exists()
+
+
+def _resubmit(pool: fk.Executor) -> None:
+    pool.submit(_resubmit, pool)
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")  # 3.12+: fork() of a threaded process
+def test_fork_workers_exit_although_the_parent_runs_threads() -> None:
+    # bpo-45021's scenario: a forked worker inherits the parent's pool objects (and locks other
+    # threads held at fork time); at its exit it must not touch them, or it hangs.
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork start method")
+    with fk.threads(1) as busy:
+        busy.submit(_resubmit, busy)  # keeps a thread submitting while workers are forked
+        for _ in range(10):
+            with fk.processes(1, mp_context="fork") as workers:
+                assert workers.submit(h.square, 3).result(timeout=TIMEOUT) == 9
