@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing.context import BaseContext
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from . import _calls, _map, _pool, _supervisor, _worker
 
@@ -353,6 +353,16 @@ class Executor(concurrent.futures.Executor):
         self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
     ) -> None:
         self.shutdown(wait=True)
+
+    if not TYPE_CHECKING:  # at run time only: type checkers keep rejecting unknown attributes
+
+        def __getattr__(self, name: str) -> Any:
+            # Code written against the wrapped executor's internals (``_max_workers``,
+            # ``_threads``, ``_processes``, ``_broken``...) keeps working: private,
+            # non-dunder names the wrapper lacks are looked up on the inner executor.
+            if name.startswith("_") and not name.startswith("__") and name != "_inner":
+                return getattr(self._inner, name)
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __repr__(self) -> str:
         state = "shut down" if self._closed else "running"

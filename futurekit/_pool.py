@@ -583,6 +583,17 @@ class ProcessPool(concurrent.futures.Executor):
         """Why the pool is broken for good, or None."""
         return self._state.broken
 
+    @property
+    def _broken(self) -> str | bool:
+        """As ``ProcessPoolExecutor._broken``: the reason the pool is broken, or False."""
+        return self._state.broken or False
+
+    @property
+    def _processes(self) -> dict[int, Any]:
+        """As ``ProcessPoolExecutor._processes``: the live workers' processes by pid (a snapshot)."""
+        with self._state.lock:
+            return {w.process.pid: w.process for w in self._state.workers}
+
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Run ``fn(*args, **kwargs)`` in a worker process; see the class docstring."""
         payload = _calls.dump_call(fn, args, kwargs)

@@ -471,3 +471,20 @@ def test_map_submits_without_iteration_like_the_stdlib() -> None:
     ex.map(record_finished, range(10))
     ex.shutdown(wait=True)
     assert sorted(finished) == list(range(10))
+
+
+def test_private_attributes_of_the_inner_executor_stay_reachable() -> None:
+    # Code (and the stdlib's own tests) peeking at a pool's internals keeps working through the wrapper.
+    with fk.threads(2, thread_name_prefix="peek") as ex:
+        assert ex.submit(h.add, 1, 2).result(timeout=TIMEOUT) == 3
+        threads: Any = getattr(ex, "_threads")
+        assert threads and all(t.name.startswith("peek") for t in threads)
+        assert getattr(ex, "_broken") is False
+        with pytest.raises(AttributeError):
+            getattr(ex, "no_such_attribute")
+        with pytest.raises(AttributeError):
+            getattr(ex, "_no_such_attribute")
+    with fk.processes(1) as pex:
+        pid = pex.submit(h.pid).result(timeout=TIMEOUT)
+        assert list(getattr(pex, "_processes")) == [pid]
+        assert getattr(pex, "_broken") is False
