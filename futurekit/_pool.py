@@ -172,6 +172,13 @@ class _State:
                 except BlockingIOError:  # full: the reader has wake-ups pending anyway
                     pass
 
+    def close_wake_pipe(self) -> None:
+        with self.wake_lock:
+            if self.wake_open:
+                self.wake_open = False
+                os.close(self.wake_r)
+                os.close(self.wake_w)
+
     def to_spawn(self) -> int:
         """How many workers to start now: one per queued task no idle worker will take."""
         if self.broken is not None or not self.queue:
@@ -351,10 +358,7 @@ class _State:
             _settle_all(failures)
             raise
         finally:
-            with self.wake_lock:
-                self.wake_open = False
-                os.close(self.wake_r)
-                os.close(self.wake_w)
+            self.close_wake_pipe()
             with self.lock:
                 self.finished.set()
                 self.cond.notify_all()
@@ -451,11 +455,7 @@ class _State:
                 cancelled = list(self.queue)
                 self.queue.clear()
             if not self.threads:  # never started: nothing will close the wake pipe
-                with self.wake_lock:
-                    if self.wake_open:
-                        self.wake_open = False
-                        os.close(self.wake_r)
-                        os.close(self.wake_w)
+                self.close_wake_pipe()
                 self.finished.set()
             else:
                 self.wake_reader()
@@ -471,7 +471,8 @@ class _State:
         if threading.current_thread() in self.threads:
             return
         for thread in self.threads:
-            thread.join()
+            if thread.ident is not None:  # started
+                thread.join()
 
 
 def _settle(future: Future[Any], value: Any = None, exc: BaseException | None = None) -> None:
@@ -617,20 +618,35 @@ class ProcessPool(concurrent.futures.Executor):
             state.cond.notify()
             count = state.to_spawn()
             state.spawning += count
-            if not state.threads:
-                self._start_threads()
+            start = not state.threads
+            if start:
+                state.threads = [
+                    threading.Thread(target=state.send_loop, name="futurekit-pool-sender", daemon=True),
+                    threading.Thread(target=state.read_loop, name="futurekit-pool-reader", daemon=True),
+                ]
+        if start:
+            self._start_threads()
         if count:
             state.start_workers(count)
         return task.future
 
     def _start_threads(self) -> None:
+        """Start the sender and reader; if either cannot start (say, at interpreter exit), break the pool."""
         state = self._state
-        state.threads = [
-            threading.Thread(target=state.send_loop, name="futurekit-pool-sender", daemon=True),
-            threading.Thread(target=state.read_loop, name="futurekit-pool-reader", daemon=True),
-        ]
-        for thread in state.threads:
-            thread.start()
+        try:
+            for thread in state.threads:
+                thread.start()
+        except BaseException as err:
+            with state.lock:
+                state.spawning = 0
+                failures = state.break_pool(f"its threads could not be started: {err!r}")
+                state.shutdown = True
+                if state.threads[1].ident is None:  # no reader: nobody else ends the sender or closes the pipe
+                    state.close_wake_pipe()
+                    state.finished.set()
+                    state.cond.notify_all()
+            _settle_all(failures)
+            raise BrokenProcessPool(state.broken) from err
         _live.add(state)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

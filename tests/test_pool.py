@@ -186,3 +186,23 @@ def test_fork_workers_exit_although_the_parent_runs_threads() -> None:
         for _ in range(10):
             with fk.processes(1, mp_context="fork") as workers:
                 assert workers.submit(h.square, 3).result(timeout=TIMEOUT) == 9
+
+
+def test_threads_that_cannot_start_break_the_pool_without_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As at interpreter exit (CPython's test_python_finalization_error): thread creation fails.
+    original = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        if self.name == "futurekit-pool-reader":
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+        original(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with fk.processes(2) as ex:
+        with pytest.raises(BrokenProcessPool, match="threads could not be started") as info:
+            list(ex.map(h.square, range(10)))
+        assert isinstance(info.value.__cause__, RuntimeError)
+        with pytest.raises(BrokenProcessPool):
+            ex.submit(h.square, 1)
+    inner: Any = ex.inner
+    assert inner._state.finished.is_set()
