@@ -9,10 +9,12 @@ it cannot say which task a dead worker was running.
 Here every worker has two one-way pipes of its own. In the parent:
 
 * ``submit`` appends the task to a FIFO queue and notifies the *sender* thread
-  (one per pool), which hands queued tasks to workers with a free slot: at most
-  ``PREFETCH`` tasks per worker, the one it runs and the next, so it never
-  waits for the parent between tasks. Handing a task over marks its future
-  running; from then on it cannot be cancelled.
+  (one per pool), which hands queued tasks to idle workers. A busy worker is
+  handed a second task ahead (``PREFETCH``), so that it does not wait for the
+  parent between tasks, only when no other worker can come (the pool has all
+  its workers) and its last task ran under ``PREFETCH_BELOW_SECONDS``: a task
+  never waits behind a long one while a worker could take it. Handing a task
+  over marks its future running; from then on it cannot be cancelled.
 * The *reader* thread (one per pool) waits on every worker's result pipe and
   process sentinel, decodes each result and settles its future, so
   done-callbacks run on it. It also replaces dead workers.
