@@ -146,7 +146,7 @@ class _Inbox:
     iterator runs its cleanup even while chunks are pending.
     """
 
-    __slots__ = ("closed", "cond", "done", "ordered", "ready")
+    __slots__ = ("closed", "cond", "done", "ordered", "ready", "wanted")
 
     def __init__(self, ordered: bool) -> None:
         self.cond = threading.Condition(threading.Lock())
@@ -155,6 +155,8 @@ class _Inbox:
         # ordered: the futures that completed; unordered: futures in completion order.
         self.done: set[Future[Any]] = set()
         self.ready: deque[Future[Any]] = deque()
+        # ordered: the future the consumer waits for; other completions do not wake it.
+        self.wanted: Future[Any] | None = None
 
     def on_done(self, fut: Future[Any]) -> None:
         """Done-callback: record the completion and wake the consumer. O(1), never raises."""
@@ -164,6 +166,8 @@ class _Inbox:
                     return
                 if self.ordered:
                     self.done.add(fut)
+                    if fut is not self.wanted:
+                        return
                 else:
                     self.ready.append(fut)
                 self.cond.notify()
@@ -301,7 +305,13 @@ class _MapState(Generic[R]):
             chunk = self.pending[0]
             fut = chunk.future
             if fut not in inbox.done:
-                self._wait(lambda: fut in inbox.done)
+                with inbox.cond:
+                    inbox.wanted = fut
+                try:
+                    self._wait(lambda: fut in inbox.done)
+                finally:
+                    with inbox.cond:
+                        inbox.wanted = None
             self.pending.popleft()
             with inbox.cond:
                 inbox.done.discard(fut)
