@@ -175,6 +175,11 @@ class _Inbox:
             pass
 
 
+def _nothing_to_submit(*_args: Any) -> Any:
+    """Stands in for the executor and function of a map with nothing left to submit."""
+    raise RuntimeError("this map has nothing left to submit")
+
+
 class _Chunk:
     """One submitted chunk: its future and item count."""
 
@@ -250,6 +255,7 @@ class _MapState(Generic[R]):
                 return
             items = self._read(n)
             if not items:
+                self._release_source()
                 return
             self.read += len(items)
             try:
@@ -267,6 +273,18 @@ class _MapState(Generic[R]):
             else:
                 self.inflight[fut] = chunk
             fut.add_done_callback(self.inbox.on_done)
+            if self.exhausted:
+                self._release_source()
+
+    def _release_source(self) -> None:
+        """Everything was submitted: drop the input, the function and the executor.
+
+        So an executor the caller dropped can be collected (and its workers
+        released) while this iterator still yields, as with the stdlib's map.
+        """
+        self.input = iter(())
+        self.submit_chunk = _nothing_to_submit
+        self.fn = _nothing_to_submit
 
     def _read(self, n: int) -> list[Any]:
         """Up to ``n`` input items; at the input's end (or its error) sets ``exhausted``."""
@@ -349,7 +367,7 @@ class _MapState(Generic[R]):
         """Cancel every chunk not yet started and drop what is held. Never raises."""
         self.exhausted = True
         self.stop_error = None
-        self.input = iter(())
+        self._release_source()
         self.guard.clear()  # the batch iterator the chain is running stops
         self.current.clear()
         futures = [c.future for c in self.pending]

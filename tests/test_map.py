@@ -848,3 +848,23 @@ def test_fk_threads_map_close_cancels_pending() -> None:
         assert time.monotonic() - start < 2.0
         gate.opened.set()
     assert sorted(gate.started) == [0, 1]
+
+
+def test_a_dropped_executor_is_released_once_its_map_submitted_everything() -> None:
+    # As the stdlib's test_del_shutdown: the map iterator outlives the executor's last reference.
+    executor = fk.threads(5)
+    res = executor.map(abs, range(-5, 5))
+    threads = list(getattr(executor, "_threads"))
+    ref = weakref.ref(executor)
+    del executor
+    gc.collect()
+    assert ref() is None  # the iterator no longer holds it: everything was submitted
+    for t in threads:
+        t.join(WAIT)
+        assert not t.is_alive()  # the thread pool shut down when it was collected
+    assert list(res) == [abs(v) for v in range(-5, 5)]
+
+
+def test_a_temporary_executor_maps_all_of_a_long_input() -> None:
+    # fk.processes().map(...) on a long input: the iterator keeps the executor while it still submits.
+    assert sum(fk.processes(2).map(inc, range(5000))) == 5000 * 5001 // 2
