@@ -190,8 +190,12 @@ class _State:
         idle = sum(1 for w in usable if not w.sent)
         return max(0, min(room, len(self.queue) - idle - self.spawning))
 
-    def break_pool(self, reason: str) -> list[Settle]:
-        """Declare the pool broken for good; returns the futures to fail (outside the lock)."""
+    def break_pool(self, reason: str, exiting: _Worker | None = None) -> list[Settle]:
+        """Declare the pool broken for good; returns the futures to fail (outside the lock).
+
+        Every worker is terminated, as the stdlib does, except ``exiting``, which
+        is exiting by itself (its initializer raised) and must be let flush what it logged.
+        """
         if self.broken is not None:
             return []
         self.broken = "process pool is broken: " + reason
@@ -201,6 +205,8 @@ class _State:
             tasks.extend(w.sent)
             w.sent.clear()
             w.stopping = True
+            if w is exiting:
+                continue
             try:
                 w.process.terminate()
             except BaseException:  # pragma: no cover - already reaped
@@ -376,7 +382,7 @@ class _State:
             w.ready = True
             return True
         if task_id == _worker.INIT_FAILED:
-            self._init_failed(data[_worker.HEADER.size :])
+            self._init_failed(data[_worker.HEADER.size :], w)
             return True
         with self.lock:
             if not w.sent:  # the pool broke meanwhile and already failed this task
@@ -436,13 +442,13 @@ class _State:
         w.results.close()
         _settle_all(failures)
 
-    def _init_failed(self, captured: bytes) -> None:
-        """A worker's initializer raised: the pool is broken for good, as the stdlib's."""
+    def _init_failed(self, captured: bytes, w: _Worker) -> None:
+        """``w``'s initializer raised: the pool is broken for good, as the stdlib's."""
         cause = _remote.rebuild(captured)
         with self.lock:
             self.broken_cause = cause
             failures = self.break_pool(
-                f"the pool's initializer raised in a worker process: {type(cause).__name__}: {cause}"
+                f"the pool's initializer raised in a worker process: {type(cause).__name__}: {cause}", exiting=w
             )
         _settle_all(failures)
 

@@ -273,3 +273,15 @@ def exit_main(path: str) -> None:
             print(exc, flush=True)
 
     atexit.register(late)
+
+
+def init_fail_logging(log_queue: Any) -> None:
+    """An initializer that sends the 'concurrent.futures' log to ``log_queue``, then raises (as CPython's test_init)."""
+    import logging
+    from logging.handlers import QueueHandler
+
+    logger = logging.getLogger("concurrent.futures")
+    logger.addHandler(QueueHandler(log_queue))
+    logger.setLevel("CRITICAL")
+    logger.propagate = False
+    raise ValueError("error in initializer")

@@ -206,3 +206,22 @@ def test_threads_that_cannot_start_break_the_pool_without_hanging(monkeypatch: p
             ex.submit(h.square, 1)
     inner: Any = ex.inner
     assert inner._state.finished.is_set()
+
+
+@pytest.mark.parametrize("method", ["forkserver", "fork"])
+def test_a_failing_initializer_is_logged_in_the_worker(method: str) -> None:
+    # The worker that reported the failure is left to exit by itself, so what it logged is flushed.
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} start method")
+    ctx = multiprocessing.get_context(method)
+    log_queue = ctx.Queue()
+    try:
+        with fk.processes(1, mp_context=ctx, initializer=h.init_fail_logging, initargs=(log_queue,)) as ex:
+            exc = ex.submit(h.square, 2).exception(timeout=TIMEOUT)
+            assert isinstance(exc, BrokenProcessPool) and "error in initializer" in str(exc)
+        record = log_queue.get(timeout=TIMEOUT)
+        message = record.getMessage()  # QueueHandler folds the traceback into the message
+        assert "Exception in initializer" in message and "ValueError: error in initializer" in message
+    finally:
+        log_queue.close()
+        log_queue.join_thread()
