@@ -7,8 +7,6 @@ import copy
 import gc
 import itertools
 import multiprocessing
-import signal
-import sys
 import threading
 import time
 import weakref
@@ -16,7 +14,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
 import pytest
-from map_helpers import CountingInput, ItemError, Recorder, Token, add, fail_on_7, inc, spin
+from map_helpers import CountingInput, CtrlC, ItemError, Recorder, Token, add, fail_on_7, inc, spin
 
 import futurekit as fk
 from futurekit import _map
@@ -647,39 +645,22 @@ def test_ctrl_c_while_waiting_cancels_and_returns(thread_pool: cf.ThreadPoolExec
     rec = Recorder(thread_pool)
     it = run(rec, gate, range(100), buffersize=10, chunksize=1, auto_chunk=False, timeout=None)
     gate.wait_started(W)
-    main = threading.main_thread().ident
-    assert main == threading.get_ident()
-    sent = threading.Event()
-    sent_at: list[float] = []
-
-    def interrupt() -> None:
-        # wait (bounded) until the main thread is blocked inside the map's wait, then press Ctrl-C
-        for _ in range(1000):
-            frame = sys._current_frames().get(main)
-            names = set()
-            while frame is not None:
-                names.add(frame.f_code.co_name)
-                frame = frame.f_back
-            if "_wait" in names and "wait" in names:
-                sent_at.append(time.monotonic())
-                signal.pthread_kill(main, signal.SIGINT)
-                sent.set()
-                return
-            if sent.wait(0.01):
-                return
-
-    t = threading.Thread(target=interrupt)
-    t.start()
-    with pytest.raises(KeyboardInterrupt):
-        next(it)
-    returned_at = time.monotonic()
-    t.join(WAIT)
-    assert sent.is_set()
-    assert returned_at - sent_at[0] < 2.0  # cancelled and returned within 2 s of Ctrl-C
+    assert CtrlC().interrupt(it, WAIT) < 2.0  # cancelled and returned within 2 s of Ctrl-C
     gate.opened.set()
     cf.wait(rec.futures, WAIT)
     assert sum(f.cancelled() for f in rec.futures) == 10 - W
     assert sorted(gate.started) == [0, 1]
+
+
+def test_ctrl_c_while_waiting_on_a_process_pool_cancels_what_has_not_started(kit2: Any) -> None:
+    import executor_helpers as h
+
+    it = kit2.ex.map(h.block, range(20), chunksize=1)
+    kit2.wait_started(2)  # both workers busy with a blocked task; the rest of the window is queued
+    assert CtrlC().interrupt(it, WAIT) < 2.0
+    kit2.release.set()
+    kit2.ex.shutdown(wait=True)
+    assert kit2.count_started() == 0  # nothing queued ran after Ctrl-C (the two blocked ones were counted)
 
 
 def test_keyboard_interrupt_during_map_call(thread_pool: cf.ThreadPoolExecutor) -> None:
