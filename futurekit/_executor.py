@@ -208,10 +208,7 @@ class Executor(concurrent.futures.Executor):
             return self._inner.submit(fn, *args, **kwargs)
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        payload = _calls.dump_call(fn, args, kwargs)
-        return sup.submit_task(
-            _worker.run_task, payload, _calls.decode_value, lambda: _calls.describe_call(fn, args, kwargs)
-        )
+        return _pool.submit_call(sup.submit_task, fn, args, kwargs)
 
     def _submit_chunk(self, fn: Callable[..., Any], chunk: list[Any]) -> Future[_map.ChunkResult]:
         """Submit one map() chunk as one task (see futurekit._map.iter_map)."""

@@ -54,6 +54,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from . import _calls, _remote, _worker
 from ._errors import WorkerCrashedError
+from ._settle import set_exception, set_result
 
 _log = logging.getLogger("futurekit")
 
@@ -396,14 +397,14 @@ class _State:
         future = task.future
         try:
             if ok:
-                _settle(future, task.decode(body, task.describe))
+                set_result(future, task.decode(body, task.describe))
             else:
-                _settle(future, exc=_remote.rebuild(body))
+                set_exception(future, _remote.rebuild(body))
         except BaseException as err:  # a failing decode fails only this task
             if future.done():  # a done-callback raised a BaseException: keep the pool alive
                 _log.error("futurekit: a done-callback of %r raised", future, exc_info=err)
             else:
-                _settle(future, exc=err)
+                set_exception(future, err)
         return True
 
     def _bury(self, w: _Worker) -> None:
@@ -424,7 +425,7 @@ class _State:
             if sent and w.ready:
                 culprit = sent.pop(0)
                 err = WorkerCrashedError(
-                    f"worker process {w.process.pid} died", task=_describe(culprit), exitcode=code
+                    f"worker process {w.process.pid} died", task=culprit.describe(), exitcode=code
                 )
                 failures.append((culprit.future, err))
             # The rest had not started (a worker runs its tasks in order): back to the front.
@@ -483,29 +484,22 @@ class _State:
                 thread.join()
 
 
-def _settle(future: Future[Any], value: Any = None, exc: BaseException | None = None) -> None:
-    """Settle a running future, tolerating one already settled."""
-    try:
-        if exc is None:
-            future.set_result(value)
-        else:
-            future.set_exception(exc)
-    except _futures_base.InvalidStateError:  # pragma: no cover - a running future cannot be cancelled
-        pass
-
-
 def _settle_all(failures: list[Settle]) -> None:
     """Fail each future, queued (pending) or handed to a worker (running); skip cancelled ones."""
     for future, err in failures:
         if future.start():
-            _settle(future, exc=err)
+            set_exception(future, err)
 
 
-def _describe(task: _Task) -> str:
-    try:
-        return task.describe()
-    except BaseException:  # pragma: no cover - describe_call never raises
-        return "a task"
+def submit_call(
+    submit_task: Callable[[Runner, bytes, Decoder, Callable[[], str]], Future[Any]],
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Future[Any]:
+    """Pickle ``fn(*args, **kwargs)`` here (SerializationError at once) and submit it as one task."""
+    payload = _calls.dump_call(fn, args, kwargs)
+    return submit_task(_worker.run_task, payload, _calls.decode_value, lambda: _calls.describe_call(fn, args, kwargs))
 
 
 _live: weakref.WeakSet[_State] = weakref.WeakSet()  # pools whose threads run
@@ -605,10 +599,7 @@ class ProcessPool(concurrent.futures.Executor):
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Run ``fn(*args, **kwargs)`` in a worker process; see the class docstring."""
-        payload = _calls.dump_call(fn, args, kwargs)
-        return self.submit_task(
-            _worker.run_task, payload, _calls.decode_value, lambda: _calls.describe_call(fn, args, kwargs)
-        )
+        return submit_call(self.submit_task, fn, args, kwargs)
 
     def submit_task(self, runner: Runner, payload: bytes, decode: Decoder, describe: Callable[[], str]) -> Future[Any]:
         """Queue one pickled task (``runner`` is one of ``futurekit._worker.RUNNERS``)."""

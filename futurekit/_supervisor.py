@@ -22,6 +22,7 @@ from typing import Any
 
 from . import _remote
 from ._errors import WorkerCrashedError
+from ._settle import set_exception, set_result
 
 _log = logging.getLogger("futurekit")
 
@@ -104,18 +105,23 @@ class Supervisor:
             exc = inner.exception()
             if exc is None:
                 ok, data = inner.result()
-                _settle(future, decode(data, describe) if ok else None, None if ok else _remote.rebuild(data))
+                if ok:
+                    set_result(future, decode(data, describe))
+                else:
+                    set_exception(future, _remote.rebuild(data))
             elif isinstance(exc, BrokenProcessPool) and not isinstance(exc, WorkerCrashedError):
-                crash = WorkerCrashedError("a worker process of the pool died abruptly (the pool is broken)", task=_describe(describe))
+                crash = WorkerCrashedError("a worker process of the pool died abruptly (the pool is broken)", task=describe())
                 crash.__cause__ = exc
-                _settle(future, exc=crash)
+                set_exception(future, crash)
             else:
-                _settle(future, exc=exc)
+                set_exception(future, exc)
         except BaseException as err:  # a failing decode fails only this task
             if future.done():  # a user's done-callback raised a BaseException: keep the pool alive
                 _log.error("futurekit: a done-callback of %r raised", future, exc_info=err)
             else:
-                _settle(future, exc=err)
+                set_exception(future, err)
+        finally:
+            future._inner = None  # break the cycle future -> inner -> its callback -> future
 
     def shutdown(self, wait: bool, *, cancel_futures: bool) -> None:
         """Shut the wrapped pool down; ``cancel_futures`` also works for pools without that option."""
@@ -134,19 +140,6 @@ class Supervisor:
             _futures_base.wait(live)
 
 
-def _settle(future: TaskFuture, value: Any = None, exc: BaseException | None = None) -> None:
-    """Settle the caller's future, tolerating a concurrent cancel()."""
-    try:
-        if exc is None:
-            future.set_result(value)
-        else:
-            future.set_exception(exc)
-    except _futures_base.InvalidStateError:
-        pass
-    finally:
-        future._inner = None  # break the cycle future -> inner -> its callback -> future
-
-
 def accepts_cancel_futures(inner: object) -> bool:
     """Whether ``inner.shutdown`` takes ``cancel_futures`` (loky's does not)."""
     import inspect
@@ -156,10 +149,3 @@ def accepts_cancel_futures(inner: object) -> bool:
     except (TypeError, ValueError, AttributeError):
         return False
     return "cancel_futures" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def _describe(describe: Callable[[], str]) -> str:
-    try:
-        return describe()
-    except BaseException:  # pragma: no cover - describe_call never raises
-        return "a task"
