@@ -11,7 +11,8 @@ Parts:
   2. CPU-bound ~5 ms tasks: speedup over serial (same process) for fk and every peer.
   3. fk.threads().submit overhead vs a bare ThreadPoolExecutor.submit.
   4. Error path: a 20-frame-deep exception raised in a child, through fk.processes().submit (real frames)
-     vs ProcessPoolExecutor.submit (stdlib string traceback): time per error.
+     vs ProcessPoolExecutor.submit (stdlib string traceback) and vs tblib's data form over the same stdlib
+     pool (real frames, no column positions): time per error.
 
 Part 1 also times futurekit's map engine (futurekit._map.iter_map, compact chunk protocol) over a bare
 ProcessPoolExecutor, which separates the engine's cost from the executor layer's (payload pickling in
@@ -62,6 +63,22 @@ def deep(depth: int) -> None:
     if depth <= 1:
         raise ValueError("deep failure")
     deep(depth - 1)
+
+
+def deep_tblib(depth: int) -> bytes:
+    """``deep`` run the tblib way over a stdlib pool: the child pickles the exception with its traceback as
+    tblib data (per-instance ``pickling_support.install``, never the global one) and returns the bytes, since
+    ProcessPoolExecutor clears ``__traceback__`` of a raised exception before pickling it."""
+    import pickle
+
+    from tblib import pickling_support
+
+    try:
+        deep(depth)
+    except ValueError as exc:
+        pickling_support.install(exc)
+        return pickle.dumps(exc)
+    raise AssertionError("deep() did not raise")
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -325,18 +342,30 @@ def part4(p: Pools, n: int, repeats: int) -> None:
         for f in futures:
             f.result()
 
+    def errors_tblib(ex: cf.Executor) -> None:
+        import pickle
+
+        futures = [ex.submit(deep_tblib, depth) for _ in range(n)]
+        for f in futures:
+            exc = pickle.loads(f.result())  # rebuilt with tblib's frames
+            assert isinstance(exc, ValueError) and exc.__traceback__ is not None
+
     errors(p.fk)
     errors(p.ppe)
+    errors_tblib(p.ppe)
     import traceback
 
     sample = p.fk.submit(deep, depth).exception()
     frames = len(traceback.extract_tb(sample.__traceback__)) if sample is not None else 0
     rows: list[tuple[str, str, str]] = []
     m = interleaved([("std", lambda: errors(p.ppe)), ("fk", lambda: errors(p.fk)),
+                     ("tblib", lambda: errors_tblib(p.ppe)),
                      ("std_ok", lambda: successes(p.ppe)), ("fk_ok", lambda: successes(p.fk))], repeats)
-    t_std, t_fk, t_std_ok, t_fk_ok = m["std"], m["fk"], m["std_ok"], m["fk_ok"]
+    t_std, t_fk, t_tblib, t_std_ok, t_fk_ok = m["std"], m["fk"], m["tblib"], m["std_ok"], m["fk_ok"]
     rows.append(("ProcessPoolExecutor.submit, error (string traceback)", f"{t_std / n * 1e6:.0f}", "1.00x"))
     rows.append((f"fk.processes().submit, error ({frames} real frames)", f"{t_fk / n * 1e6:.0f}", f"{t_fk / t_std:.2f}x"))
+    rows.append(("ProcessPoolExecutor + tblib data, error (real frames)", f"{t_tblib / n * 1e6:.0f}",
+                 f"{t_tblib / t_std:.2f}x"))
     rows.append(("ProcessPoolExecutor.submit, success (reference)", f"{t_std_ok / n * 1e6:.0f}", f"{t_std_ok / t_std:.2f}x"))
     rows.append(("fk.processes().submit, success (reference)", f"{t_fk_ok / n * 1e6:.0f}", f"{t_fk_ok / t_std:.2f}x"))
     table(f"Part 4: {n} errors {depth} frames deep raised in a child, {WORKERS} workers, median of {repeats}",
