@@ -32,6 +32,7 @@ import collections
 import concurrent.futures as cf
 import multiprocessing
 import os
+import pickle
 import statistics
 import sys
 import time
@@ -331,24 +332,25 @@ def part3(n: int, repeats: int) -> None:
 def part4(p: Pools, n: int, repeats: int) -> None:
     depth = 20
 
-    def errors(ex: cf.Executor) -> None:
-        futures = [ex.submit(deep, depth) for _ in range(n)]
+    def errors(ex: cf.Executor, task: Callable[[int], object] = deep,
+               rebuild: Callable[[cf.Future[Any]], BaseException | None] = cf.Future.exception) -> None:
+        futures = [ex.submit(task, depth) for _ in range(n)]
         for f in futures:
-            exc = f.exception()
+            exc = rebuild(f)
             assert isinstance(exc, ValueError)
+
+    def tblib_rebuild(f: cf.Future[Any]) -> BaseException:
+        exc = pickle.loads(f.result())  # rebuilt with tblib's frames
+        assert exc.__traceback__ is not None
+        return exc  # type: ignore[no-any-return]
+
+    def errors_tblib(ex: cf.Executor) -> None:
+        errors(ex, deep_tblib, tblib_rebuild)
 
     def successes(ex: cf.Executor) -> None:
         futures = [ex.submit(inc, 1) for _ in range(n)]
         for f in futures:
             f.result()
-
-    def errors_tblib(ex: cf.Executor) -> None:
-        import pickle
-
-        futures = [ex.submit(deep_tblib, depth) for _ in range(n)]
-        for f in futures:
-            exc = pickle.loads(f.result())  # rebuilt with tblib's frames
-            assert isinstance(exc, ValueError) and exc.__traceback__ is not None
 
     errors(p.fk)
     errors(p.ppe)
