@@ -10,8 +10,10 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +147,42 @@ def crash_on(x: int, bad: int) -> int:
     """Return x, or kill this worker for ``bad``."""
     if x == bad:
         os._exit(7)
+    return x
+
+
+def _refuse() -> None:
+    raise pickle.UnpicklingError("refused on purpose")
+
+
+def _exit_nine() -> None:
+    raise SystemExit(9)
+
+
+#: What a :class:`Bomb` does: raise an error, raise SystemExit, or kill the process with a segfault.
+BOMB_ACTIONS: dict[str, Callable[[], None]] = {"error": _refuse, "exit": _exit_nine, "segfault": segfault}
+
+
+class Bomb:
+    """An object that goes off when pickled (``when="pickle"``) or when unpickled (``when="unpickle"``)."""
+
+    def __init__(self, when: str, how: str) -> None:
+        self.when = when
+        self.how = how
+
+    def __reduce__(self) -> tuple[Callable[[], None], tuple[()]]:
+        action = BOMB_ACTIONS[self.how]
+        if self.when == "pickle":
+            action()
+        return action, ()
+
+
+def make_bomb(when: str, how: str) -> Bomb:
+    """Return a :class:`Bomb`: the worker pickles it to send it back."""
+    return Bomb(when, how)
+
+
+def identity(x: object) -> object:
+    """Return x."""
     return x
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import select
 import signal
 import subprocess
@@ -117,6 +118,48 @@ def test_shutdown_cancel_futures_right_after_a_crash(kit1: Kit) -> None:
         assert f.done()
         assert f.cancelled() or f.result(timeout=0) in range(5)
     assert waiting[-1].cancelled()
+
+
+# Every stage a call and its result cross, times every way of failing there (raise, SystemExit,
+# segfault): the error arrives as a clear exception, nothing hangs, and the pool keeps working.
+# (A segfault while pickling the argument or unpickling the result would kill the caller itself.)
+_SE, _CRASH = fk.SerializationError, fk.WorkerCrashedError
+
+
+@pytest.mark.parametrize(
+    ("stage", "how", "expected", "message"),
+    [
+        ("argument pickled in the caller", "error", _SE, "cannot send argument 0 of executor_helpers.identity"),
+        ("argument pickled in the caller", "exit", _SE, "cannot send argument 0 of executor_helpers.identity"),
+        ("argument unpickled in the worker", "error", _SE, "could not unpickle the call to executor_helpers.identity"),
+        ("argument unpickled in the worker", "exit", _SE, "could not unpickle the call to executor_helpers.identity"),
+        ("argument unpickled in the worker", "segfault", _CRASH, "SIGSEGV"),
+        ("result pickled in the worker", "error", _SE, "result of executor_helpers.make_bomb (type executor_helpers.Bomb)"),
+        ("result pickled in the worker", "exit", _SE, "result of executor_helpers.make_bomb (type executor_helpers.Bomb)"),
+        ("result pickled in the worker", "segfault", _CRASH, "SIGSEGV"),
+        ("result unpickled in the caller", "error", _SE, "cannot be unpickled in the caller"),
+        ("result unpickled in the caller", "exit", _SE, "cannot be unpickled in the caller"),
+    ],
+)
+def test_pickling_and_crash_matrix(kit2: Kit, stage: str, how: str, expected: type[Exception], message: str) -> None:
+    ex = kit2.ex
+    when = "unpickle" if "unpickled" in stage else "pickle"
+    if stage.startswith("argument pickled"):
+        with pytest.raises(expected, match=re.escape(message)):
+            ex.submit(h.identity, h.Bomb(when, how))
+    else:
+        if stage.startswith("argument"):
+            fut = ex.submit(h.identity, h.Bomb(when, how))
+        else:
+            fut = ex.submit(h.make_bomb, when, how)
+        err = fut.exception(timeout=TIMEOUT)
+        assert type(err) is expected, repr(err)
+        assert message in str(err)
+        if expected is _SE and how == "exit":
+            assert isinstance(err.__cause__, SystemExit)  # what went wrong is kept, not swallowed
+    # Nothing is broken: the same pool runs the next call, and shuts down without hanging.
+    assert ex.submit(h.add, 2, 3).result(timeout=TIMEOUT) == 5
+    ex.shutdown(wait=True)
 
 
 def test_crash_with_max_tasks_per_child() -> None:
