@@ -111,7 +111,9 @@ class _Task:
 class _Worker:
     """A worker process, the parent's ends of its two pipes, and the tasks handed to it."""
 
-    __slots__ = ("budget", "eof", "last_seconds", "process", "ready", "results", "sent", "stopping", "tasks")
+    __slots__ = (
+        "budget", "eof", "last_seconds", "lost", "process", "ran", "ready", "results", "sent", "stopping", "tasks"
+    )
 
     def __init__(self, process: Any, tasks: Connection, results: Connection, budget: int | None) -> None:
         self.process = process
@@ -120,12 +122,14 @@ class _Worker:
         self.sent: deque[_Task] = deque()  # handed over and not finished, oldest first
         self.budget = budget  # tasks it may still be handed (max_tasks_per_child), None: unlimited
         self.ready = False  # its initializer ran
+        self.ran = False  # it finished a task
+        self.lost = False  # a send to it failed: it is dead, its sentinel will say so
         self.stopping = False  # told to exit: hand it nothing more
         self.eof = False  # its result pipe is closed: it is exiting (its sentinel says when it is gone)
         self.last_seconds = float("inf")  # how long its last task ran (none yet: long)
 
     def usable(self) -> bool:
-        return not self.stopping and self.budget != 0
+        return not self.stopping and not self.lost and self.budget != 0
 
 
 class _State:
@@ -324,7 +328,21 @@ class _State:
                 try:
                     target.tasks.send_bytes(task.message)
                 except OSError:
-                    pass  # it died: the reader fails or requeues what was handed to it
+                    self._unsend(target, task)
+
+    def _unsend(self, w: _Worker, task: _Task) -> None:
+        """Sending ``task`` to ``w`` failed: ``w`` died (between tasks, say) and never got it.
+
+        The task goes back to the front of the queue, not blamed for a death it
+        did not cause, unless the reader already buried ``w`` and dealt with it.
+        """
+        with self.lock:
+            w.lost = True  # hand it nothing more; the reader buries it when its sentinel fires
+            if task in w.sent:
+                w.sent.remove(task)
+                self.queue.appendleft(task)
+            self.wake_reader()  # it may start the dead worker's replacement now
+            self.cond.notify_all()
 
     # --- the reader thread ------------------------------------------------------------------
 
@@ -390,6 +408,7 @@ class _State:
                 return True
             task = w.sent.popleft()
             w.last_seconds = seconds
+            w.ran = True
             self.fruitless = 0
             self.cond.notify()
         body = data[_worker.HEADER.size :]
@@ -431,7 +450,7 @@ class _State:
             # The rest had not started (a worker runs its tasks in order): back to the front.
             for task in reversed(sent):
                 self.queue.appendleft(task)
-            if not w.stopping and w.budget != 0 and self.broken is None and not failures:
+            if not w.stopping and w.budget != 0 and self.broken is None and not failures and not w.ran:
                 self.fruitless += 1  # died before running anything
                 if self.fruitless >= MAX_FRUITLESS_DEATHS:
                     failures += self.break_pool(

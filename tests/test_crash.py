@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,43 @@ def test_pickling_and_crash_matrix(kit2: Kit, stage: str, how: str, expected: ty
     # Nothing is broken: the same pool runs the next call, and shuts down without hanging.
     assert ex.submit(h.add, 2, 3).result(timeout=TIMEOUT) == 5
     ex.shutdown(wait=True)
+
+
+def _workers(ex: fk.Executor) -> dict[int, Any]:
+    """The live worker processes of an fk.processes() executor, by pid."""
+    inner: Any = ex.inner
+    workers: dict[int, Any] = inner._processes
+    return workers
+
+
+def _kill(process: Any) -> None:
+    """SIGKILL a worker process and wait until it is gone."""
+    os.kill(process.pid, signal.SIGKILL)
+    assert wait([process.sentinel], timeout=TIMEOUT), "the killed worker did not exit"
+
+
+def test_a_worker_killed_between_tasks_fails_no_task(kit1: Kit) -> None:
+    # It was idle: the task submitted next never reached it and runs on its replacement,
+    # whether or not the pool noticed the death before handing that task out.
+    for i in range(5):
+        worker = kit1.ex.submit(h.pid).result(timeout=TIMEOUT)
+        _kill(_workers(kit1.ex)[worker])
+        assert kit1.ex.submit(h.square, i).result(timeout=TIMEOUT) == i * i
+
+
+def test_idle_workers_dying_together_do_not_break_the_pool() -> None:
+    # Only workers that die before running any task count toward "broken for good".
+    kit = make_kit("process", max_workers=3)
+    with kit.ex as ex:
+        blocked = [ex.submit(h.block, i) for i in range(3)]  # one per worker: all three start and run
+        kit.wait_started(3)
+        kit.release.set()
+        assert [f.result(timeout=TIMEOUT) for f in blocked] == [0, 1, 2]
+        workers = list(_workers(ex).values())
+        assert len(workers) == 3
+        for process in workers:
+            _kill(process)
+        assert [ex.submit(h.square, i).result(timeout=TIMEOUT) for i in range(4)] == [0, 1, 4, 9]
 
 
 def test_crash_with_max_tasks_per_child() -> None:
