@@ -19,7 +19,7 @@ import pytest
 import executor_helpers as h
 import futurekit as fk
 from executor_helpers import TIMEOUT, Kit
-from futurekit import _pool
+from futurekit import _pool, _poolstate
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX exit codes")
 
@@ -27,12 +27,12 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX exit code
 # --- the hand-over policy, on a pool state with stand-in workers (no processes) ----------------
 
 
-def _state(max_workers: int, loads: list[tuple[int, float]], spawning: int = 0) -> tuple[_pool._State, list[_pool._Worker]]:
-    state = _pool._State(multiprocessing.get_context("spawn"), max_workers, None, (), None)
+def _state(max_workers: int, loads: list[tuple[int, float]], spawning: int = 0) -> tuple[_poolstate.PoolState, list[_poolstate.Worker]]:
+    state = _poolstate.PoolState(multiprocessing.get_context("spawn"), max_workers, None, (), None)
     workers = []
     for load, last in loads:
-        w = _pool._Worker(None, Any, Any, None)  # type: ignore[arg-type]
-        w.sent.extend(_pool._Task(b"", fk._calls.decode_value, str) for _ in range(load))
+        w = _poolstate.Worker(None, Any, Any, None)  # type: ignore[arg-type]
+        w.sent.extend(_poolstate.Task(b"", fk._calls.decode_value, str) for _ in range(load))
         w.last_seconds = last
         workers.append(w)
     state.workers = workers
@@ -40,7 +40,7 @@ def _state(max_workers: int, loads: list[tuple[int, float]], spawning: int = 0) 
     return state, workers
 
 
-def _close(state: _pool._State) -> None:
+def _close(state: _poolstate.PoolState) -> None:
     state.begin_shutdown(False)
 
 
