@@ -26,14 +26,14 @@ from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from . import _calls, _map, _pool, _supervisor, _worker
+from . import _calls, _chunks, _pool, _supervisor, _worker
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
 def _describe_chunk(fn: Callable[..., Any], chunk: list[Any]) -> str:
-    if isinstance(fn, _map.Star):
+    if isinstance(fn, _chunks.Star):
         text = _calls.describe_call(fn.fn, chunk[0] if chunk else (), {})
     else:
         text = _calls.describe_call(fn, (chunk[0],) if chunk else (), {})
@@ -210,11 +210,11 @@ class Executor(concurrent.futures.Executor):
             raise RuntimeError("cannot schedule new futures after shutdown")
         return _pool.submit_call(sup.submit_task, fn, args, kwargs)
 
-    def _submit_chunk(self, fn: Callable[..., Any], chunk: list[Any]) -> Future[_map.ChunkResult]:
+    def _submit_chunk(self, fn: Callable[..., Any], chunk: list[Any]) -> Future[_chunks.ChunkResult]:
         """Submit one map() chunk as one task (see futurekit._map.iter_map)."""
         sup = self._supervisor
         if sup is None:
-            return self._inner.submit(_map.run_chunk, fn, chunk)
+            return self._inner.submit(_chunks.run_chunk, fn, chunk)
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown")
         payload = _calls.dump_call(fn, tuple(chunk), {})

@@ -15,7 +15,7 @@ from struct import Struct
 from time import monotonic
 from typing import Any
 
-from . import _calls, _map, _remote
+from . import _calls, _chunks, _remote
 
 
 def watch_parent() -> None:
@@ -53,7 +53,7 @@ def run_task(payload: bytes) -> tuple[bool, bytes]:
 
 
 def run_chunk(payload: bytes) -> tuple[bool, bytes]:
-    """Run a map() chunk (futurekit._map.run_chunk); never raises.
+    """Run a map() chunk (futurekit._chunks.run_chunk); never raises.
 
     The payload is ``dump_call(fn, tuple_of_items, {})``. Returns ``(True, pickle of
     (values, captured_error_or_None, seconds))``, or ``(False, captured error)`` when the chunk
@@ -63,7 +63,7 @@ def run_chunk(payload: bytes) -> tuple[bool, bytes]:
         fn, items, _kwargs = pickle.loads(payload)
     except BaseException as exc:
         return False, _calls.payload_error(f"a map() chunk of {_calls.guess_name(payload)}", exc)
-    values, failure, seconds, _size = _map.run_chunk(fn, items)
+    values, failure, seconds, _size = _chunks.run_chunk(fn, items)
     captured = None
     if failure is not None:
         tb = failure.__traceback__
@@ -73,11 +73,11 @@ def run_chunk(payload: bytes) -> tuple[bool, bytes]:
         captured = _remote.capture(failure)
         del failure
     try:
-        return True, pickle.dumps((_map.scalar_batch(values), captured, seconds), _remote.PROTOCOL)
+        return True, pickle.dumps((_chunks.scalar_batch(values), captured, seconds), _remote.PROTOCOL)
     except BaseException:
         pass
     # Some value cannot be pickled: keep the values before it, and fail that item.
-    user_fn = fn.fn if isinstance(fn, _map.Star) else fn
+    user_fn = fn.fn if isinstance(fn, _chunks.Star) else fn
     for index, value in enumerate(values):
         ok, data = _calls.dump_result(user_fn, value)
         if not ok:
@@ -89,7 +89,7 @@ def run_chunk(payload: bytes) -> tuple[bool, bytes]:
     return False, _remote.capture(_calls.unpicklable_result_error(user_fn, values))
 
 
-_MAP_RUN_CHUNK_CODE = _map.run_chunk.__code__
+_MAP_RUN_CHUNK_CODE = _chunks.run_chunk.__code__
 
 
 # --- futurekit's own pool (futurekit._pool): the worker's main loop ------------------------------

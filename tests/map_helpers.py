@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from futurekit._map import run_chunk
+from futurekit._chunks import run_chunk
 
 
 class ItemError(Exception):
@@ -53,7 +53,7 @@ class Token:
 
 
 class Recorder:
-    """A submit_chunk adapter over an executor (chunks run by futurekit._map.run_chunk) recording each chunk's size."""
+    """A submit_chunk adapter over an executor (chunks run by futurekit._chunks.run_chunk) recording each chunk's size."""
 
     def __init__(self, executor: cf.Executor) -> None:
         self.executor = executor

@@ -17,8 +17,9 @@ import pytest
 from map_helpers import CountingInput, CtrlC, ItemError, Recorder, Token, add, fail_on_7, inc, spin
 
 import futurekit as fk
-from futurekit import _map
-from futurekit._map import iter_map, run_chunk
+from futurekit import _chunks, _map
+from futurekit._chunks import run_chunk
+from futurekit._map import iter_map
 
 WAIT = 10.0
 W = 2  # workers in every pool here
@@ -252,7 +253,7 @@ class FakeClock:
 def inline_submit(fn: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
     """Runs the chunk at once in the calling thread."""
     fut: cf.Future[Any] = cf.Future()
-    fut.set_result(_map.run_chunk(fn, chunk))
+    fut.set_result(run_chunk(fn, chunk))
     return fut
 
 
@@ -267,7 +268,7 @@ def test_auto_chunk_sizes_follow_measured_latency(monkeypatch: pytest.MonkeyPatc
         return inline_submit(fn, chunk)
 
     # quick: every chunk takes 1 us however big -> geometric growth up to the cap
-    monkeypatch.setattr(_map, "monotonic", FakeClock(1e-6))
+    monkeypatch.setattr(_chunks, "monotonic", FakeClock(1e-6))  # the worker's clock
     n = 200_000
     assert sum(run(submit, inc, range(n), auto_chunk=auto_chunk)) == n * (n + 1) // 2
     assert sizes[:WIN] == [1] * WIN  # the first window is submitted before anything was measured
@@ -278,19 +279,19 @@ def test_auto_chunk_sizes_follow_measured_latency(monkeypatch: pytest.MonkeyPatc
     assert all(size == cap for size in sizes[first_full:-1])  # then full chunks; only the last may be short
     # slow: every chunk takes 1 s -> one item per chunk
     sizes.clear()
-    monkeypatch.setattr(_map, "monotonic", FakeClock(1.0))
+    monkeypatch.setattr(_chunks, "monotonic", FakeClock(1.0))  # the worker's clock
     assert list(run(submit, inc, range(50), auto_chunk=auto_chunk, timeout=None)) == list(range(1, 51))
     assert sizes == [1] * 50
 
 
 def test_auto_chunks_keep_messages_near_the_byte_target(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_map, "monotonic", FakeClock(1e-6))  # quick items: time alone would give the cap
+    monkeypatch.setattr(_chunks, "monotonic", FakeClock(1e-6))  # the worker's clock; quick items: time alone would give the cap
     monkeypatch.setattr(_map, "TARGET_CHUNK_BYTES", 10_000)
     sizes: list[int] = []
 
     def submit(fn: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
         sizes.append(len(chunk))
-        values, err, seconds, _ = _map.run_chunk(fn, chunk)
+        values, err, seconds, _ = run_chunk(fn, chunk)
         fut: cf.Future[Any] = cf.Future()
         fut.set_result((values, err, seconds, 1000 * len(chunk)))  # as if each item pickled to 1 kB
         return fut
@@ -321,7 +322,7 @@ def test_auto_chunks_start_small_and_grow(process_pool: cf.ProcessPoolExecutor) 
 
 
 def test_auto_default_bound_is_reached_and_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_map, "monotonic", FakeClock(1e-6))  # quick items: chunks grow to the cap
+    monkeypatch.setattr(_chunks, "monotonic", FakeClock(1e-6))  # the worker's clock; quick items: chunks grow to the cap
     monkeypatch.setattr(_map, "MAX_AUTO_CHUNK", 64)
     source = CountingInput(itertools.count())
     it = run(inline_submit, inc, source)
