@@ -14,7 +14,9 @@ Parts:
      vs ProcessPoolExecutor.submit (stdlib string traceback) and vs tblib's data form over the same stdlib
      pool (real frames, no column positions): time per error.
 
-Part 1 also times futurekit's map engine (futurekit._map.iter_map, compact chunk protocol) over a bare
+Part 1 then runs the target cases again back to back, round after round, and prints the median and
+interquartile range of the per-round ratios: load drift on a shared machine moves medians taken over
+the whole part, and cancels out within one round. Part 1 also times futurekit's map engine (futurekit._map.iter_map, compact chunk protocol) over a bare
 ProcessPoolExecutor, which separates the engine's cost from the executor layer's (payload pickling in
 submit, remote-traceback capture, crash attribution).
 
@@ -107,6 +109,31 @@ def interleaved(cases: list[tuple[str, Callable[[], object]]], repeats: int) -> 
             fn()
             times[name].append(time.perf_counter() - t0)
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def paired_ratios(cases: list[tuple[str, Callable[[], object]]], pairs: list[tuple[str, str]],
+                  rounds: int) -> dict[tuple[str, str], list[float]]:
+    """Speed ratio of each (a, b) pair per round (b's time / a's time: > 1 means a is faster).
+
+    Every round runs all cases back to back, so each ratio compares runs made within a fraction of a
+    second of each other: the load drift that moves medians taken over a whole part cancels out.
+    """
+    ratios: dict[tuple[str, str], list[float]] = {pair: [] for pair in pairs}
+    for _ in range(rounds):
+        took: dict[str, float] = {}
+        for name, fn in cases:
+            t0 = time.perf_counter()
+            fn()
+            took[name] = time.perf_counter() - t0
+        for a, b in pairs:
+            ratios[(a, b)].append(took[b] / took[a])
+    return ratios
+
+
+def spread(values: list[float]) -> str:
+    """Median and interquartile range, e.g. ``1.04x (IQR 0.95-1.12x)``."""
+    q1, med, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else (values[0],) * 3
+    return f"{med:.2f}x (IQR {q1:.2f}-{q3:.2f}x, {len(values)} rounds)"
 
 
 def gen(n: int) -> Iterator[int]:
@@ -255,6 +282,18 @@ def part1(p: Pools, n: int, n_small: int, repeats: int) -> None:
     print(f"  same lazy input for both: fk ordered vs Pool.map "
           f"{fk_ordered / rates['Pool.map over the same generator']:.2f}x; fk ordered=False vs imap_unordered "
           f"{fk_unordered / rates[f'Pool.imap_unordered(chunksize={good}), same generator']:.2f}x")
+    # The target cases again, back to back in each round: per-round ratios (robust to load drift).
+    by_name = {name: fn for name, _, fn in cases}
+    fk_o, fk_u = "fk.processes().map (defaults, generator input)", "fk.processes().map(ordered=False)"
+    pmap, unord = "multiprocessing.Pool.map (default chunksize)", f"Pool.imap_unordered(chunksize={good})"
+    same = "Pool.map over the same generator"
+    pairs = [(fk_o, pmap), (fk_u, unord), (fk_o, same)]
+    ratios = paired_ratios([(name, by_name[name]) for name in (fk_o, pmap, fk_u, unord, same)], pairs,
+                           max(9, 3 * repeats))
+    print("  paired rounds (median of per-round ratios):")
+    print(f"    fk ordered vs Pool.map                 {spread(ratios[(fk_o, pmap)])}")
+    print(f"    fk ordered=False vs imap_unordered     {spread(ratios[(fk_u, unord)])}")
+    print(f"    fk ordered vs Pool.map, same generator {spread(ratios[(fk_o, same)])}")
 
 
 # --- part 2 -------------------------------------------------------------------------------------
