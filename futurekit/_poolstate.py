@@ -101,7 +101,7 @@ class Worker:
     """A worker process, the parent's ends of its two pipes, and the tasks handed to it."""
 
     __slots__ = (
-        "budget", "eof", "last_seconds", "lost", "process", "ran", "ready", "results", "sent", "stopping", "tasks"
+        "budget", "eof", "last_seconds", "lost", "process", "ready", "results", "sent", "stopping", "tasks"
     )
 
     def __init__(self, process: Any, tasks: Connection, results: Connection, budget: int | None) -> None:
@@ -111,7 +111,6 @@ class Worker:
         self.sent: deque[Task] = deque()  # handed over and not finished, oldest first
         self.budget = budget  # tasks it may still be handed (max_tasks_per_child), None: unlimited
         self.ready = False  # its initializer ran
-        self.ran = False  # it finished a task
         self.lost = False  # a send to it failed: it is dead, its sentinel will say so
         self.stopping = False  # told to exit: hand it nothing more
         self.eof = False  # its result pipe is closed: it is exiting (its sentinel says when it is gone)
@@ -119,6 +118,11 @@ class Worker:
 
     def usable(self) -> bool:
         return not self.stopping and not self.lost and self.budget != 0
+
+    @property
+    def ran(self) -> bool:
+        """Whether it finished a task (``last_seconds`` is set by each finished one)."""
+        return self.last_seconds != float("inf")
 
 
 class PoolState:
@@ -397,7 +401,6 @@ class PoolState:
                 return True
             task = w.sent.popleft()
             w.last_seconds = seconds
-            w.ran = True
             self.fruitless = 0
             self.cond.notify()
         body = data[_worker.HEADER.size :]
