@@ -128,31 +128,30 @@ _SE, _CRASH = fk.SerializationError, fk.WorkerCrashedError
 
 
 @pytest.mark.parametrize(
-    ("stage", "how", "expected", "message"),
+    ("what", "when", "how", "expected", "message"),
     [
-        ("argument pickled in the caller", "error", _SE, "cannot send argument 0 of executor_helpers.identity"),
-        ("argument pickled in the caller", "exit", _SE, "cannot send argument 0 of executor_helpers.identity"),
-        ("argument unpickled in the worker", "error", _SE, "could not unpickle the call to executor_helpers.identity"),
-        ("argument unpickled in the worker", "exit", _SE, "could not unpickle the call to executor_helpers.identity"),
-        ("argument unpickled in the worker", "segfault", _CRASH, "SIGSEGV"),
-        ("result pickled in the worker", "error", _SE, "result of executor_helpers.make_bomb (type executor_helpers.Bomb)"),
-        ("result pickled in the worker", "exit", _SE, "result of executor_helpers.make_bomb (type executor_helpers.Bomb)"),
-        ("result pickled in the worker", "segfault", _CRASH, "SIGSEGV"),
-        ("result unpickled in the caller", "error", _SE, "cannot be unpickled in the caller"),
-        ("result unpickled in the caller", "exit", _SE, "cannot be unpickled in the caller"),
+        ("argument", "pickle", "error", _SE, "cannot send argument 0 of executor_helpers.identity"),
+        ("argument", "pickle", "exit", _SE, "cannot send argument 0 of executor_helpers.identity"),
+        ("argument", "unpickle", "error", _SE, "could not unpickle the call to executor_helpers.identity"),
+        ("argument", "unpickle", "exit", _SE, "could not unpickle the call to executor_helpers.identity"),
+        ("argument", "unpickle", "segfault", _CRASH, "SIGSEGV"),
+        ("result", "pickle", "error", _SE, "result of executor_helpers.make_bomb (type executor_helpers.Bomb)"),
+        ("result", "pickle", "exit", _SE, "result of executor_helpers.make_bomb (type executor_helpers.Bomb)"),
+        ("result", "pickle", "segfault", _CRASH, "SIGSEGV"),
+        ("result", "unpickle", "error", _SE, "cannot be unpickled in the caller"),
+        ("result", "unpickle", "exit", _SE, "cannot be unpickled in the caller"),
     ],
 )
-def test_pickling_and_crash_matrix(kit2: Kit, stage: str, how: str, expected: type[Exception], message: str) -> None:
+def test_pickling_and_crash_matrix(
+    kit2: Kit, what: str, when: str, how: str, expected: type[Exception], message: str
+) -> None:
+    # An argument is pickled in the caller and unpickled in the worker; a result the other way round.
     ex = kit2.ex
-    when = "unpickle" if "unpickled" in stage else "pickle"
-    if stage.startswith("argument pickled"):
+    if what == "argument" and when == "pickle":
         with pytest.raises(expected, match=re.escape(message)):
             ex.submit(h.identity, h.Bomb(when, how))
     else:
-        if stage.startswith("argument"):
-            fut = ex.submit(h.identity, h.Bomb(when, how))
-        else:
-            fut = ex.submit(h.make_bomb, when, how)
+        fut = ex.submit(h.identity, h.Bomb(when, how)) if what == "argument" else ex.submit(h.make_bomb, when, how)
         err = fut.exception(timeout=TIMEOUT)
         assert type(err) is expected, repr(err)
         assert message in str(err)
