@@ -100,39 +100,39 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def interleaved(cases: list[tuple[str, Callable[[], object]]], repeats: int) -> dict[str, float]:
-    """Median seconds per case; the repeats run round-robin, so drift in machine load hits every case alike."""
-    times: dict[str, list[float]] = {name: [] for name, _ in cases}
-    for _ in range(repeats):
-        for name, fn in cases:
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
-def paired_ratios(cases: list[tuple[str, Callable[[], object]]], pairs: list[tuple[str, str]],
-                  rounds: int) -> dict[tuple[str, str], list[float]]:
-    """Speed ratio of each (a, b) pair per round (b's time / a's time: > 1 means a is faster).
-
-    Every round runs all cases back to back, so each ratio compares runs made within a fraction of a
-    second of each other: the load drift that moves medians taken over a whole part cancels out.
-    """
-    ratios: dict[tuple[str, str], list[float]] = {pair: [] for pair in pairs}
-    for _ in range(rounds):
+def rounds(cases: list[tuple[str, Callable[[], object]]], count: int) -> list[dict[str, float]]:
+    """Seconds per case for each of ``count`` rounds; a round runs every case once, back to back."""
+    runs = []
+    for _ in range(count):
         took: dict[str, float] = {}
         for name, fn in cases:
             t0 = time.perf_counter()
             fn()
             took[name] = time.perf_counter() - t0
-        for a, b in pairs:
-            ratios[(a, b)].append(took[b] / took[a])
-    return ratios
+        runs.append(took)
+    return runs
+
+
+def interleaved(cases: list[tuple[str, Callable[[], object]]], repeats: int) -> dict[str, float]:
+    """Median seconds per case; the repeats run round-robin, so drift in machine load hits every case alike."""
+    runs = rounds(cases, repeats)
+    return {name: statistics.median([run[name] for run in runs]) for name, _ in cases}
+
+
+def paired_ratios(cases: list[tuple[str, Callable[[], object]]], pairs: list[tuple[str, str]],
+                  count: int) -> dict[tuple[str, str], list[float]]:
+    """Speed ratio of each (a, b) pair per round (b's time / a's time: > 1 means a is faster).
+
+    Every round runs all cases back to back, so each ratio compares runs made within a fraction of a
+    second of each other: the load drift that moves medians taken over a whole part cancels out.
+    """
+    runs = rounds(cases, count)
+    return {(a, b): [run[b] / run[a] for run in runs] for a, b in pairs}
 
 
 def spread(values: list[float]) -> str:
-    """Median and interquartile range, e.g. ``1.04x (IQR 0.95-1.12x)``."""
-    q1, med, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else (values[0],) * 3
+    """Median and interquartile range of at least two values, e.g. ``1.04x (IQR 0.95-1.12x, 9 rounds)``."""
+    q1, med, q3 = statistics.quantiles(values, n=4)
     return f"{med:.2f}x (IQR {q1:.2f}-{q3:.2f}x, {len(values)} rounds)"
 
 
