@@ -264,7 +264,9 @@ def _memory_gather(build: Callable[[list[Future[Any]]], Any] | None, n: int, don
     return held / n, peak / n
 
 
-def _interleaved(methods: list[str], once: Callable[[str], float], samples: int, inner: int, per: int) -> dict[str, Any]:
+def _interleaved(
+    methods: list[str], once: Callable[[str], float], samples: int, inner: int, per: int
+) -> dict[str, Any]:
     """Time every method in turn within each sample, so load changes hit all alike.
 
     Returns per-method medians (seconds per element) and, under "paired", for
@@ -275,7 +277,7 @@ def _interleaved(methods: list[str], once: Callable[[str], float], samples: int,
         once(m)  # warm-up
     times: dict[str, list[float]] = {m: [] for m in methods}
     for k in range(samples):
-        order = methods[k % len(methods):] + methods[: k % len(methods)]  # rotate who goes first
+        order = methods[k % len(methods) :] + methods[: k % len(methods)]  # rotate who goes first
         for m in order:
             times[m].append(sum(once(m) for _ in range(inner)) / inner / per)
     result: dict[str, Any] = {m: {"median": statistics.median(ts), "samples": ts} for m, ts in times.items()}
@@ -436,7 +438,9 @@ def _paired(r: dict[str, Any], a: str, b: str) -> float:
 
 def bench_gather(sizes: list[int], samples: int, min_elements: int, timeout: float) -> list[str]:
     misses: list[str] = []
-    print("\n== gather_all: ns per element (median); fk/raw = median of paired ratios; bytes per element beyond the inputs")
+    print(
+        "\n== gather_all: ns per element (median); fk/raw = median of paired ratios; bytes per element beyond the inputs"
+    )
     print("   inputs = completing the inputs with no aggregate (pending mode only); f_seq = more_executors.f_sequence")
     print(
         f"{'mode':8} {'N':>5} | {'futurekit':>9} {'raw':>8} {'inputs':>8} {'f_seq':>8} | "
@@ -448,7 +452,15 @@ def bench_gather(sizes: list[int], samples: int, min_elements: int, timeout: flo
         for n in sizes:
             ours = ["futurekit", "raw"] + (["inputs-only"] if mode == "pending" else [])
             r = run_cell("gather", timeout, methods=ours, mode=mode, n=n, samples=samples, min_elements=min_elements)
-            mex = run_cell("gather", timeout, methods=["more_executors"], mode=mode, n=n, samples=samples, min_elements=min_elements)
+            mex = run_cell(
+                "gather",
+                timeout,
+                methods=["more_executors"],
+                mode=mode,
+                n=n,
+                samples=samples,
+                min_elements=min_elements,
+            )
             r["more_executors"] = mex.get("more_executors", {"error": mex.get("error", "?")})
             ratio = _paired(r, "futurekit", "raw")
             fk_med = r.get("futurekit", {}).get("median")
@@ -471,10 +483,14 @@ def bench_gather(sizes: list[int], samples: int, min_elements: int, timeout: flo
             if fk_med is not None:
                 per_n[n] = fk_med
             if ratio == ratio and ratio > GATHER_RATIO_TARGET:
-                misses.append(f"gather_all {mode} N={fmt_n(n)}: {ratio:.2f}x raw countdown (target <= {GATHER_RATIO_TARGET}x)")
+                misses.append(
+                    f"gather_all {mode} N={fmt_n(n)}: {ratio:.2f}x raw countdown (target <= {GATHER_RATIO_TARGET}x)"
+                )
             fk_mem = max(held, peak["futurekit"])
             if fk_mem == fk_mem and fk_mem > GATHER_BYTES_TARGET:
-                misses.append(f"gather_all {mode} N={fmt_n(n)}: {fk_mem:.0f} B/element (target <= {GATHER_BYTES_TARGET})")
+                misses.append(
+                    f"gather_all {mode} N={fmt_n(n)}: {fk_mem:.0f} B/element (target <= {GATHER_BYTES_TARGET})"
+                )
         if len(per_n) >= 2:
             lo, hi = min(per_n), max(per_n)
             growth = per_n[hi] / per_n[lo]
@@ -499,14 +515,20 @@ def bench_hops(hop_counts: list[int], samples: int, min_elements: int, timeout: 
     nan = float("nan")
     print("\n== then / chain: ns per hop (median); fk/raw = median of paired ratios to the trampolined raw chain")
     print("   raw+cancel: the raw then-chain plus an output->input cancel link (what rule 5 costs), for reference")
-    print(f"{'op':6} {'root':8} {'hops':>5} | {'futurekit':>9} {'raw':>8} {'raw+cncl':>8} {'more_ex':>8} | {'fk/raw':>6} {'fk/r+c':>6} {'mex/raw':>7}")
+    print(
+        f"{'op':6} {'root':8} {'hops':>5} | {'futurekit':>9} {'raw':>8} {'raw+cncl':>8} {'more_ex':>8} | {'fk/raw':>6} {'fk/r+c':>6} {'mex/raw':>7}"
+    )
     for fk_m, raw_m, mex_m in (("then", "raw-then", "f_map"), ("chain", "raw-chain", "f_flat_map")):
         probe = run_cell("probe", timeout, method=mex_m, limit=2000)
         for mode in ("pending", "done"):
             for hops in hop_counts:
                 ours = [fk_m, raw_m] + (["raw-then+cancel"] if fk_m == "then" else [])
-                r = run_cell("hops", timeout, methods=ours, mode=mode, hops=hops, samples=samples, min_elements=min_elements)
-                mex = run_cell("hops", timeout, methods=[mex_m], mode=mode, hops=hops, samples=samples, min_elements=min_elements)
+                r = run_cell(
+                    "hops", timeout, methods=ours, mode=mode, hops=hops, samples=samples, min_elements=min_elements
+                )
+                mex = run_cell(
+                    "hops", timeout, methods=[mex_m], mode=mode, hops=hops, samples=samples, min_elements=min_elements
+                )
                 r[mex_m] = mex.get(mex_m, {"error": mex.get("error", "?")})
                 ratio = _paired(r, fk_m, raw_m)
                 ratio_c = _paired(r, fk_m, "raw-then+cancel")
@@ -524,9 +546,13 @@ def bench_hops(hop_counts: list[int], samples: int, min_elements: int, timeout: 
                 if "error" in r[mex_m]:
                     print(f"         {r[mex_m]['error']}")
                 if ratio == ratio and ratio > HOP_RATIO_TARGET:
-                    misses.append(f"{fk_m} {mode} root, {fmt_n(hops)} hops: {ratio:.2f}x raw chain (target <= {HOP_RATIO_TARGET}x)")
+                    misses.append(
+                        f"{fk_m} {mode} root, {fmt_n(hops)} hops: {ratio:.2f}x raw chain (target <= {HOP_RATIO_TARGET}x)"
+                    )
         if "max_hops" in probe:
-            what = f"works up to {probe['max_hops']} hops" + (f", then {probe['error']}" if probe["error"] else f" (all <= {probe['limit']} tried)")
+            what = f"works up to {probe['max_hops']} hops" + (
+                f", then {probe['error']}" if probe["error"] else f" (all <= {probe['limit']} tried)"
+            )
         else:
             what = f"probe failed: {probe.get('error')}"
         print(f"         {mex_m} on a pending root {what}")
@@ -545,7 +571,12 @@ def bench_import(runs: int) -> list[str]:
     subprocess.run([sys.executable, "-c", "import futurekit"], env=env, timeout=60, check=True)  # write .pyc files
     for _ in range(runs):
         proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", "import futurekit"], capture_output=True, text=True, env=env, timeout=60, check=True
+            [sys.executable, "-X", "importtime", "-c", "import futurekit"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=True,
         )
         for line in proc.stderr.splitlines():
             m = pattern.match(line)
@@ -562,18 +593,30 @@ def bench_import(runs: int) -> list[str]:
     base = med.get("concurrent.futures", 0.0)
     wall = statistics.median(wall_import) - statistics.median(wall_bare)
     print("\n== import futurekit (fresh processes, .pyc files written, medians of %d)" % runs)
-    print(f"   -X importtime cumulative:  {cum:6.1f} ms   (of which concurrent.futures {base:.1f} ms; futurekit beyond it {cum - base:.1f} ms)")
-    print(f"   wall, over a bare start:   {wall:6.1f} ms   (bare interpreter start {statistics.median(wall_bare):.1f} ms)")
+    print(
+        f"   -X importtime cumulative:  {cum:6.1f} ms   (of which concurrent.futures {base:.1f} ms; futurekit beyond it {cum - base:.1f} ms)"
+    )
+    print(
+        f"   wall, over a bare start:   {wall:6.1f} ms   (bare interpreter start {statistics.median(wall_bare):.1f} ms)"
+    )
     own = sorted(((v, n) for n, v in med.items() if n.startswith("futurekit.")), reverse=True)
     print("   futurekit modules (cumulative): " + ", ".join(f"{n} {v:.1f}" for v, n in own))
     heavy = sorted(((statistics.median(v), n) for n, v in selfs.items()), reverse=True)[:8]
     print("   heaviest modules (self time):   " + ", ".join(f"{n} {v:.1f}" for v, n in heavy))
-    return [f"import futurekit: {cum:.1f} ms cumulative (target <= {IMPORT_MS_TARGET} ms)"] if cum > IMPORT_MS_TARGET else []
+    return (
+        [f"import futurekit: {cum:.1f} ms cumulative (target <= {IMPORT_MS_TARGET} ms)"]
+        if cum > IMPORT_MS_TARGET
+        else []
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (about two minutes; the full run takes 15-30)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller sizes and fewer repeats (about two minutes; the full run takes 15-30)",
+    )
     parser.add_argument("--cell", help=argparse.SUPPRESS)
     parser.add_argument("--only", choices=("gather", "hops", "import"), action="append", help="run only these parts")
     args = parser.parse_args(argv)
@@ -582,16 +625,30 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.quick:
-        sizes, hop_counts, samples, min_elements, timeout, import_runs = [10**3, 10**4, 10**5], [100, 10**4, 5 * 10**4], 3, 20_000, 60.0, 3
+        sizes, hop_counts, samples, min_elements, timeout, import_runs = (
+            [10**3, 10**4, 10**5],
+            [100, 10**4, 5 * 10**4],
+            3,
+            20_000,
+            60.0,
+            3,
+        )
     else:
-        sizes, hop_counts, samples, min_elements = [10**3, 10**4, 10**5, 10**6], [100, 10**3, 10**4, 5 * 10**4, 2 * 10**5], 5, 50_000
+        sizes, hop_counts, samples, min_elements = (
+            [10**3, 10**4, 10**5, 10**6],
+            [100, 10**3, 10**4, 5 * 10**4, 2 * 10**5],
+            5,
+            50_000,
+        )
         timeout, import_runs = 300.0, 9
     parts = args.only or ["gather", "hops", "import"]
     import platform
 
     import futurekit
 
-    print(f"futurekit {futurekit.__version__} on {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs")
+    print(
+        f"futurekit {futurekit.__version__} on {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs"
+    )
     print(f"medians of {samples} samples; each sample covers >= {min_elements:,} elements/hops; GC off while timing")
     misses: list[str] = []
     started = time.perf_counter()

@@ -119,8 +119,9 @@ def interleaved(cases: list[tuple[str, Callable[[], object]]], repeats: int) -> 
     return {name: statistics.median([run[name] for run in runs]) for name, _ in cases}
 
 
-def paired_ratios(cases: list[tuple[str, Callable[[], object]]], pairs: list[tuple[str, str]],
-                  count: int) -> dict[tuple[str, str], list[float]]:
+def paired_ratios(
+    cases: list[tuple[str, Callable[[], object]]], pairs: list[tuple[str, str]], count: int
+) -> dict[tuple[str, str], list[float]]:
     """Speed ratio of each (a, b) pair per round (b's time / a's time: > 1 means a is faster).
 
     Every round runs all cases back to back, so each ratio compares runs made within a fraction of a
@@ -229,8 +230,17 @@ def fk_engine_over_ppe(ppe: cf.ProcessPoolExecutor, fn: Callable[..., Any], n: i
         return ppe.submit(run_chunk, f, chunk)
 
     consume(
-        iter_map(submit, fn, (gen(n),), timeout=None, chunksize=None, buffersize=None,
-                 ordered=ordered, workers=WORKERS, auto_chunk=True)
+        iter_map(
+            submit,
+            fn,
+            (gen(n),),
+            timeout=None,
+            chunksize=None,
+            buffersize=None,
+            ordered=ordered,
+            workers=WORKERS,
+            auto_chunk=True,
+        )
     )
 
 
@@ -247,49 +257,81 @@ def part1(p: Pools, n: int, n_small: int, repeats: int) -> None:
         ("fk map engine over bare ProcessPoolExecutor", n, lambda: fk_engine_over_ppe(p.ppe, inc, n, True)),
         ("fk map engine over bare PPE, ordered=False", n, lambda: fk_engine_over_ppe(p.ppe, inc, n, False)),
         (f"ProcessPoolExecutor.map(chunksize={good})", n, lambda: consume(p.ppe.map(inc, range(n), chunksize=good))),
-        (f"ProcessPoolExecutor.map(chunksize=1) [N={n_small}]", n_small,
-         lambda: consume(p.ppe.map(inc, range(n_small)))),
+        (
+            f"ProcessPoolExecutor.map(chunksize=1) [N={n_small}]",
+            n_small,
+            lambda: consume(p.ppe.map(inc, range(n_small))),
+        ),
         ("multiprocessing.Pool.map (default chunksize)", n, lambda: p.pool.map(inc, range(n))),
         (f"Pool.imap(chunksize={good})", n, lambda: consume(p.pool.imap(inc, range(n), chunksize=good))),
-        (f"Pool.imap_unordered(chunksize={good})", n,
-         lambda: consume(p.pool.imap_unordered(inc, range(n), chunksize=good))),
+        (
+            f"Pool.imap_unordered(chunksize={good})",
+            n,
+            lambda: consume(p.pool.imap_unordered(inc, range(n), chunksize=good)),
+        ),
         # The same lazy generator fk reads (Pool.map lists it first; imap reads it in a thread).
         ("Pool.map over the same generator", n, lambda: p.pool.map(inc, gen(n))),
-        (f"Pool.imap_unordered(chunksize={good}), same generator", n,
-         lambda: consume(p.pool.imap_unordered(inc, gen(n), chunksize=good))),
-        ("joblib.Parallel(n_jobs=2) (auto batching)", n,
-         lambda: joblib.Parallel(n_jobs=WORKERS)(joblib.delayed(inc)(x) for x in range(n))),
+        (
+            f"Pool.imap_unordered(chunksize={good}), same generator",
+            n,
+            lambda: consume(p.pool.imap_unordered(inc, gen(n), chunksize=good)),
+        ),
+        (
+            "joblib.Parallel(n_jobs=2) (auto batching)",
+            n,
+            lambda: joblib.Parallel(n_jobs=WORKERS)(joblib.delayed(inc)(x) for x in range(n)),
+        ),
     ]
     if p.loky is not None:
-        cases.append((f"loky reusable executor .map(chunksize={good})", n,
-                      lambda: consume(p.loky.map(inc, range(n), chunksize=good))))
+        cases.append(
+            (
+                f"loky reusable executor .map(chunksize={good})",
+                n,
+                lambda: consume(p.loky.map(inc, range(n), chunksize=good)),
+            )
+        )
     if p.mpire is not None:
         cases.append(("mpire WorkerPool.map (default chunking)", n, lambda: p.mpire.map(inc, range(n))))
     if p.pebble is not None:
-        cases.append((f"pebble ProcessPool.map(chunksize={good})", n,
-                      lambda: consume(p.pebble.map(inc, range(n), chunksize=good).result())))
+        cases.append(
+            (
+                f"pebble ProcessPool.map(chunksize={good})",
+                n,
+                lambda: consume(p.pebble.map(inc, range(n), chunksize=good).result()),
+            )
+        )
     medians = interleaved([(name, fn) for name, _, fn in cases], repeats)
     rates = {name: count / medians[name] for name, count, _ in cases}
     base_map = rates["multiprocessing.Pool.map (default chunksize)"]
     base_unord = rates[f"Pool.imap_unordered(chunksize={good})"]
-    rows = [(name, f"{rate:,.0f}", f"{rate / base_map:.2f}x", f"{rate / base_unord:.2f}x") for name, rate in rates.items()]
-    table(f"Part 1: {n:,} trivial tasks (x + 1), {WORKERS} workers, median of {repeats}",
-          ("case", "tasks/s", "vs Pool.map", "vs imap_unordered"), rows)
+    rows = [
+        (name, f"{rate:,.0f}", f"{rate / base_map:.2f}x", f"{rate / base_unord:.2f}x") for name, rate in rates.items()
+    ]
+    table(
+        f"Part 1: {n:,} trivial tasks (x + 1), {WORKERS} workers, median of {repeats}",
+        ("case", "tasks/s", "vs Pool.map", "vs imap_unordered"),
+        rows,
+    )
     fk_ordered = rates["fk.processes().map (defaults, generator input)"]
     fk_unordered = rates["fk.processes().map(ordered=False)"]
-    print(f"  targets: fk ordered >= 1.00x Pool.map -> {fk_ordered / base_map:.2f}x; "
-          f"fk ordered=False >= 1.00x Pool.imap_unordered -> {fk_unordered / base_unord:.2f}x")
-    print(f"  same lazy input for both: fk ordered vs Pool.map "
-          f"{fk_ordered / rates['Pool.map over the same generator']:.2f}x; fk ordered=False vs imap_unordered "
-          f"{fk_unordered / rates[f'Pool.imap_unordered(chunksize={good}), same generator']:.2f}x")
+    print(
+        f"  targets: fk ordered >= 1.00x Pool.map -> {fk_ordered / base_map:.2f}x; "
+        f"fk ordered=False >= 1.00x Pool.imap_unordered -> {fk_unordered / base_unord:.2f}x"
+    )
+    print(
+        f"  same lazy input for both: fk ordered vs Pool.map "
+        f"{fk_ordered / rates['Pool.map over the same generator']:.2f}x; fk ordered=False vs imap_unordered "
+        f"{fk_unordered / rates[f'Pool.imap_unordered(chunksize={good}), same generator']:.2f}x"
+    )
     # The target cases again, back to back in each round: per-round ratios (robust to load drift).
     by_name = {name: fn for name, _, fn in cases}
     fk_o, fk_u = "fk.processes().map (defaults, generator input)", "fk.processes().map(ordered=False)"
     pmap, unord = "multiprocessing.Pool.map (default chunksize)", f"Pool.imap_unordered(chunksize={good})"
     same = "Pool.map over the same generator"
     pairs = [(fk_o, pmap), (fk_u, unord), (fk_o, same)]
-    ratios = paired_ratios([(name, by_name[name]) for name in (fk_o, pmap, fk_u, unord, same)], pairs,
-                           max(9, 3 * repeats))
+    ratios = paired_ratios(
+        [(name, by_name[name]) for name in (fk_o, pmap, fk_u, unord, same)], pairs, max(9, 3 * repeats)
+    )
     print("  paired rounds (median of per-round ratios):")
     print(f"    fk ordered vs Pool.map                 {spread(ratios[(fk_o, pmap)])}")
     print(f"    fk ordered=False vs imap_unordered     {spread(ratios[(fk_u, unord)])}")
@@ -334,8 +376,11 @@ def part2(p: Pools, tasks: int, repeats: int) -> None:
     medians = interleaved(cases, repeats)  # serial runs interleaved too: load drift hits it alike
     serial = medians["serial (this process)"]
     rows = [(name, f"{t * 1000:.0f}", f"{serial / t:.2f}x") for name, t in medians.items()]
-    table(f"Part 2: {tasks} CPU-bound tasks of ~5 ms, {WORKERS} workers, median of {repeats}",
-          ("case", "ms", "speedup"), rows)
+    table(
+        f"Part 2: {tasks} CPU-bound tasks of ~5 ms, {WORKERS} workers, median of {repeats}",
+        ("case", "ms", "speedup"),
+        rows,
+    )
     print("  target: fk >= 1.95x (2 cores; needs an otherwise idle machine)")
 
 
@@ -358,10 +403,14 @@ def part3(n: int, repeats: int) -> None:
             t_bare.append(median_time(lambda: run(bare), 1))
             t_fk.append(median_time(lambda: run(wrapped), 1))
     b, f = statistics.median(t_bare), statistics.median(t_fk)
-    table(f"Part 3: submit + completion of {n:,} no-op tasks on {WORKERS} threads, median of {repeats}",
-          ("case", "us/task", "ratio"),
-          [("ThreadPoolExecutor.submit", f"{b / n * 1e6:.2f}", "1.00x"),
-           ("fk.threads().submit", f"{f / n * 1e6:.2f}", f"{f / b:.2f}x")])
+    table(
+        f"Part 3: submit + completion of {n:,} no-op tasks on {WORKERS} threads, median of {repeats}",
+        ("case", "us/task", "ratio"),
+        [
+            ("ThreadPoolExecutor.submit", f"{b / n * 1e6:.2f}", "1.00x"),
+            ("fk.threads().submit", f"{f / n * 1e6:.2f}", f"{f / b:.2f}x"),
+        ],
+    )
     print("  target: <= 1.10x")
 
 
@@ -371,8 +420,11 @@ def part3(n: int, repeats: int) -> None:
 def part4(p: Pools, n: int, repeats: int) -> None:
     depth = 20
 
-    def errors(ex: cf.Executor, task: Callable[[int], object] = deep,
-               rebuild: Callable[[cf.Future[Any]], BaseException | None] = cf.Future.exception) -> None:
+    def errors(
+        ex: cf.Executor,
+        task: Callable[[int], object] = deep,
+        rebuild: Callable[[cf.Future[Any]], BaseException | None] = cf.Future.exception,
+    ) -> None:
         futures = [ex.submit(task, depth) for _ in range(n)]
         for f in futures:
             exc = rebuild(f)
@@ -399,18 +451,33 @@ def part4(p: Pools, n: int, repeats: int) -> None:
     sample = p.fk.submit(deep, depth).exception()
     frames = len(traceback.extract_tb(sample.__traceback__)) if sample is not None else 0
     rows: list[tuple[str, str, str]] = []
-    m = interleaved([("std", lambda: errors(p.ppe)), ("fk", lambda: errors(p.fk)),
-                     ("tblib", lambda: errors_tblib(p.ppe)),
-                     ("std_ok", lambda: successes(p.ppe)), ("fk_ok", lambda: successes(p.fk))], repeats)
+    m = interleaved(
+        [
+            ("std", lambda: errors(p.ppe)),
+            ("fk", lambda: errors(p.fk)),
+            ("tblib", lambda: errors_tblib(p.ppe)),
+            ("std_ok", lambda: successes(p.ppe)),
+            ("fk_ok", lambda: successes(p.fk)),
+        ],
+        repeats,
+    )
     t_std, t_fk, t_tblib, t_std_ok, t_fk_ok = m["std"], m["fk"], m["tblib"], m["std_ok"], m["fk_ok"]
     rows.append(("ProcessPoolExecutor.submit, error (string traceback)", f"{t_std / n * 1e6:.0f}", "1.00x"))
-    rows.append((f"fk.processes().submit, error ({frames} real frames)", f"{t_fk / n * 1e6:.0f}", f"{t_fk / t_std:.2f}x"))
-    rows.append(("ProcessPoolExecutor + tblib data, error (real frames)", f"{t_tblib / n * 1e6:.0f}",
-                 f"{t_tblib / t_std:.2f}x"))
-    rows.append(("ProcessPoolExecutor.submit, success (reference)", f"{t_std_ok / n * 1e6:.0f}", f"{t_std_ok / t_std:.2f}x"))
+    rows.append(
+        (f"fk.processes().submit, error ({frames} real frames)", f"{t_fk / n * 1e6:.0f}", f"{t_fk / t_std:.2f}x")
+    )
+    rows.append(
+        ("ProcessPoolExecutor + tblib data, error (real frames)", f"{t_tblib / n * 1e6:.0f}", f"{t_tblib / t_std:.2f}x")
+    )
+    rows.append(
+        ("ProcessPoolExecutor.submit, success (reference)", f"{t_std_ok / n * 1e6:.0f}", f"{t_std_ok / t_std:.2f}x")
+    )
     rows.append(("fk.processes().submit, success (reference)", f"{t_fk_ok / n * 1e6:.0f}", f"{t_fk_ok / t_std:.2f}x"))
-    table(f"Part 4: {n} errors {depth} frames deep raised in a child, {WORKERS} workers, median of {repeats}",
-          ("case", "us/task", "vs stdlib error"), rows)
+    table(
+        f"Part 4: {n} errors {depth} frames deep raised in a child, {WORKERS} workers, median of {repeats}",
+        ("case", "us/task", "vs stdlib error"),
+        rows,
+    )
     print("  target: fk error <= 0.80x stdlib error")
 
 

@@ -139,10 +139,7 @@ def _serialization_error(
     else:
         subject = f"{label} of {name}" + ("" if obj is None else f" (type {_type_name(type(obj))})")
     if _is_local_function(obj) or _is_local_function(getattr(obj, "func", None)):
-        hint = (
-            "lambda/local functions cannot be sent to a process: define it at module level, "
-            f"{_THREADS_HINT}"
-        )
+        hint = f"lambda/local functions cannot be sent to a process: define it at module level, {_THREADS_HINT}"
     elif label == "function":
         hint = f"the function must be importable by name in the worker: define it at module level, {_THREADS_HINT}"
     else:
@@ -302,6 +299,7 @@ def run_call(payload: bytes) -> tuple[bool, bytes]:
     except BaseException as err:
         return False, payload_error(guess_name(payload), err)
     return _run_one(fn, args, kwargs)
+
 
 def load_result(data: bytes, description: str = "the task") -> Any:
     """Unpickle a successful result in the caller.

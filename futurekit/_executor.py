@@ -367,10 +367,7 @@ class Executor(concurrent.futures.Executor):
         if sup is not None and sup.broken is not None:
             state = "broken"
         kind = "remote" if self._remote else "local"
-        return (
-            f"<futurekit.Executor {type(self.inner).__name__} {kind} "
-            f"max_workers={self._max_workers} {state}>"
-        )
+        return f"<futurekit.Executor {type(self.inner).__name__} {kind} max_workers={self._max_workers} {state}>"
 
 
 def threads(

@@ -289,9 +289,7 @@ def gather(*futures: FutureLike[Any], return_exceptions: bool = False) -> Future
     return _gather("gather()", futures, return_exceptions, as_tuple=True)
 
 
-def _gather(
-    where: str, futures: Iterable[object], return_exceptions: bool, *, as_tuple: bool
-) -> Future[Any]:
+def _gather(where: str, futures: Iterable[object], return_exceptions: bool, *, as_tuple: bool) -> Future[Any]:
     if not isinstance(return_exceptions, bool):
         raise TypeError(f"{where}: return_exceptions must be a bool, got {return_exceptions!r}")
     inputs: list[Any] = list(futures)

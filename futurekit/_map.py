@@ -59,6 +59,7 @@ MAX_GROWTH = 64
 #: Automatic chunks whose items and results are pickled aim at most at this many bytes.
 TARGET_CHUNK_BYTES = 2 * 1024 * 1024
 
+
 class _Inbox:
     """Where chunk futures report completion; shared with their callbacks only.
 
@@ -404,7 +405,9 @@ def _batches(state: _MapState[R]) -> Generator[Iterator[R], None, None]:
                     values.reverse()  # popped from the end, in input order
                     yield _drain(state, values, count)
             else:
-                batch = values if type(values) is list else list(values)  # emptied in place: nothing else holds a result
+                batch = (
+                    values if type(values) is list else list(values)
+                )  # emptied in place: nothing else holds a result
                 del values
                 batch.reverse()
                 for _ in range(count):

@@ -193,4 +193,3 @@ class ProcessPool(concurrent.futures.Executor):
             task.future.cancel()
         if wait:
             state.join()
-

@@ -100,9 +100,7 @@ class Task:
 class Worker:
     """A worker process, the parent's ends of its two pipes, and the tasks handed to it."""
 
-    __slots__ = (
-        "budget", "eof", "last_seconds", "lost", "process", "ready", "results", "sent", "stopping", "tasks"
-    )
+    __slots__ = ("budget", "eof", "last_seconds", "lost", "process", "ready", "results", "sent", "stopping", "tasks")
 
     def __init__(self, process: Any, tasks: Connection, results: Connection, budget: int | None) -> None:
         self.process = process
@@ -435,9 +433,7 @@ class PoolState:
             w.sent.clear()
             if sent and w.ready:
                 culprit = sent.pop(0)
-                err = WorkerCrashedError(
-                    f"worker process {w.process.pid} died", task=culprit.describe(), exitcode=code
-                )
+                err = WorkerCrashedError(f"worker process {w.process.pid} died", task=culprit.describe(), exitcode=code)
                 failures.append((culprit.future, err))
             # The rest had not started (a worker runs its tasks in order): back to the front.
             for task in reversed(sent):

@@ -227,10 +227,7 @@ def _build_traceback(data: _TbData) -> types.TracebackType | None:
 
 
 def _omitted_note(count: int) -> str:
-    return (
-        f"futurekit: {count} remote frames omitted "
-        f"(kept the first {KEEP_HEAD} and the last {KEEP_TAIL})"
-    )
+    return f"futurekit: {count} remote frames omitted (kept the first {KEEP_HEAD} and the last {KEEP_TAIL})"
 
 
 # --------------------------------------------------------------------------- exception (re)construction
@@ -601,7 +598,11 @@ def rebuild(data: bytes) -> BaseException:
         reason = f"could not be pickled in the worker: {reason}"
     if exc is None:
         try:
-            exc = _from_fallback(fallback, reason) if fallback is not None else RemoteError("<unknown>", "", reason=reason)
+            exc = (
+                _from_fallback(fallback, reason)
+                if fallback is not None
+                else RemoteError("<unknown>", "", reason=reason)
+            )
         except KeyboardInterrupt:
             raise
         except BaseException as err:

@@ -40,8 +40,7 @@ def main() -> int:
         _first("gather: wait for all, typed as a tuple; never blocks a thread")
         t0 = time.perf_counter()
         both = fk.gather(ex.submit(_slow_square, 2), ex.submit(str.upper, "done"))
-        print(f"   gather(square(2), upper('done')) -> {both.result(timeout=10)}"
-              f"  in {time.perf_counter() - t0:.2f}s")
+        print(f"   gather(square(2), upper('done')) -> {both.result(timeout=10)}  in {time.perf_counter() - t0:.2f}s")
 
         _first("race: first to settle wins, the losers are cancelled")
         winner = fk.race(ex.submit(_slow_square, 3), ex.submit(_slow_square, 1))
@@ -49,7 +48,7 @@ def main() -> int:
 
         _first("chain / then: compose without callbacks; 200,000 hops, no RecursionError")
         root = ex.submit(_slow_square, 1)
-        f = fk.chain(root, lambda v: ex.submit(_slow_square, v + 1))   # 1 -> square(2) = 4
+        f = fk.chain(root, lambda v: ex.submit(_slow_square, v + 1))  # 1 -> square(2) = 4
         g = fk.then(f, lambda v: v + 1)
         for _ in range(200_000):
             g = fk.then(g, lambda v: v)
@@ -77,4 +76,3 @@ def main() -> int:
             text = "".join(traceback.format_exception(exc))
             print("     " + text.rstrip().replace("\n", "\n     "))
     return 0
-

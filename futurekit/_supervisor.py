@@ -82,9 +82,7 @@ class Supervisor:
         broken = getattr(self.pool, "_broken", None)
         return broken if isinstance(broken, str) and broken else None
 
-    def submit_task(
-        self, runner: Runner, payload: bytes, decode: Decoder, describe: Callable[[], str]
-    ) -> TaskFuture:
+    def submit_task(self, runner: Runner, payload: bytes, decode: Decoder, describe: Callable[[], str]) -> TaskFuture:
         """Submit ``runner(payload)`` to the pool; the returned future settles with the decoded outcome."""
         future = TaskFuture()
         inner = self.pool.submit(runner, payload)
@@ -110,7 +108,9 @@ class Supervisor:
                 else:
                     set_exception(future, _remote.rebuild(data))
             elif isinstance(exc, BrokenProcessPool) and not isinstance(exc, WorkerCrashedError):
-                crash = WorkerCrashedError("a worker process of the pool died abruptly (the pool is broken)", task=describe())
+                crash = WorkerCrashedError(
+                    "a worker process of the pool died abruptly (the pool is broken)", task=describe()
+                )
                 crash.__cause__ = exc
                 set_exception(future, crash)
             else:

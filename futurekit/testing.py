@@ -42,7 +42,9 @@ class _WorkItem(Generic[_T]):
 
     __slots__ = ("args", "fn", "future", "kwargs")
 
-    def __init__(self, future: Future[_T], fn: Callable[..., _T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, future: Future[_T], fn: Callable[..., _T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         self.future = future
         self.fn = fn
         self.args = args

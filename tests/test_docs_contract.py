@@ -159,8 +159,12 @@ def _concurrency_problems(body: list[str]) -> list[str]:
     if extra:
         problems.append(f"Concurrency: unknown key(s) {', '.join(k + ':' for k in extra)}")
     if not missing and not extra and tuple(keys) != CONCURRENCY_KEYS:
-        problems.append(f"Concurrency: keys must be in the order {', '.join(CONCURRENCY_KEYS)} (found {', '.join(keys)})")
-    problems.extend(f"Concurrency: key {key}: has no text" for key in CONCURRENCY_KEYS if key in texts and not texts[key].strip())
+        problems.append(
+            f"Concurrency: keys must be in the order {', '.join(CONCURRENCY_KEYS)} (found {', '.join(keys)})"
+        )
+    problems.extend(
+        f"Concurrency: key {key}: has no text" for key in CONCURRENCY_KEYS if key in texts and not texts[key].strip()
+    )
     return problems
 
 
@@ -385,7 +389,7 @@ def test_walk_covers_executor_methods_and_testing_helpers() -> None:
 # --------------------------------------------------------------------------- the checker itself
 
 
-GOOD = '''Do a thing.
+GOOD = """Do a thing.
 
     Args:
         x: The thing.
@@ -400,7 +404,7 @@ GOOD = '''Do a thing.
         Callbacks: None.
         Thread safety: Safe from any thread.
         Cancellation: Not applicable.
-    '''
+    """
 
 
 @pytest.mark.parametrize(
@@ -413,10 +417,17 @@ GOOD = '''Do a thing.
         (GOOD.replace(">>> 1 + 1", "1 + 1"), ["Example: section has no doctest (>>>)"]),
         (GOOD.replace("Concurrency:", "Threads:"), ["missing Concurrency: section"]),
         (GOOD.replace("        Callbacks: None.\n", ""), ["Concurrency: missing key(s) Callbacks:"]),
-        (GOOD.replace("Thread safety:", "Threadsafety:"), ["Concurrency: missing key(s) Thread safety:", "Concurrency: unknown key(s) Threadsafety:"]),
         (
-            GOOD.replace("        Callbacks: None.\n", "").replace("Cancellation: Not applicable.", "Cancellation: No.\n        Callbacks: None."),
-            ["Concurrency: keys must be in the order Blocking, Callbacks, Thread safety, Cancellation (found Blocking, Thread safety, Cancellation, Callbacks)"],
+            GOOD.replace("Thread safety:", "Threadsafety:"),
+            ["Concurrency: missing key(s) Thread safety:", "Concurrency: unknown key(s) Threadsafety:"],
+        ),
+        (
+            GOOD.replace("        Callbacks: None.\n", "").replace(
+                "Cancellation: Not applicable.", "Cancellation: No.\n        Callbacks: None."
+            ),
+            [
+                "Concurrency: keys must be in the order Blocking, Callbacks, Thread safety, Cancellation (found Blocking, Thread safety, Cancellation, Callbacks)"
+            ],
         ),
         (GOOD.replace("Callbacks: None.", "Callbacks:"), ["Concurrency: key Callbacks: has no text"]),
         (GOOD + "\n    Note:\n        Late.\n", ["Concurrency: must be the last section (found Note: after it)"]),

@@ -257,9 +257,7 @@ def inline_submit(fn: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
     return fut
 
 
-@pytest.mark.parametrize(
-    ("auto_chunk", "cap"), [(True, _map.MAX_AUTO_CHUNK), (False, _map.LOCAL_MAX_CHUNK)]
-)
+@pytest.mark.parametrize(("auto_chunk", "cap"), [(True, _map.MAX_AUTO_CHUNK), (False, _map.LOCAL_MAX_CHUNK)])
 def test_auto_chunk_sizes_follow_measured_latency(monkeypatch: pytest.MonkeyPatch, auto_chunk: bool, cap: int) -> None:
     sizes: list[int] = []
 
@@ -285,7 +283,9 @@ def test_auto_chunk_sizes_follow_measured_latency(monkeypatch: pytest.MonkeyPatc
 
 
 def test_auto_chunks_keep_messages_near_the_byte_target(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_chunks, "monotonic", FakeClock(1e-6))  # the worker's clock; quick items: time alone would give the cap
+    monkeypatch.setattr(
+        _chunks, "monotonic", FakeClock(1e-6)
+    )  # the worker's clock; quick items: time alone would give the cap
     monkeypatch.setattr(_map, "TARGET_CHUNK_BYTES", 10_000)
     sizes: list[int] = []
 
@@ -322,7 +322,9 @@ def test_auto_chunks_start_small_and_grow(process_pool: cf.ProcessPoolExecutor) 
 
 
 def test_auto_default_bound_is_reached_and_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_chunks, "monotonic", FakeClock(1e-6))  # the worker's clock; quick items: chunks grow to the cap
+    monkeypatch.setattr(
+        _chunks, "monotonic", FakeClock(1e-6)
+    )  # the worker's clock; quick items: chunks grow to the cap
     monkeypatch.setattr(_map, "MAX_AUTO_CHUNK", 64)
     source = CountingInput(itertools.count())
     it = run(inline_submit, inc, source)

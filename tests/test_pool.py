@@ -27,7 +27,9 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX exit code
 # --- the hand-over policy, on a pool state with stand-in workers (no processes) ----------------
 
 
-def _state(max_workers: int, loads: list[tuple[int, float]], spawning: int = 0) -> tuple[_poolstate.PoolState, list[_poolstate.Worker]]:
+def _state(
+    max_workers: int, loads: list[tuple[int, float]], spawning: int = 0
+) -> tuple[_poolstate.PoolState, list[_poolstate.Worker]]:
     state = _poolstate.PoolState(multiprocessing.get_context("spawn"), max_workers, None, (), None)
     workers = []
     for load, last in loads:

@@ -357,4 +357,3 @@ def test_concurrent_trees_settle_consistently(
         outcomes.append(_describe(fut))
     for node in range(len(futs)):
         assert _consistent(tree, outcomes, node), (node, tree.kinds[node], outcomes)
-

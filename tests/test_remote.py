@@ -406,7 +406,9 @@ def test_describe_call() -> None:
     assert describe_call(functools.partial(h.add, 1), (2,), {}) == "remote_helpers.add(2)"
     text = describe_call(h.add, ("x" * 1000, list(range(1000))), {}, limit=50)
     assert len(text) == 50 and text.startswith("remote_helpers.add('xxx") and text.endswith("...)")
-    assert re.fullmatch(r"remote_helpers\.add\(<BadRepr instance at 0x[0-9a-f]+>\)", describe_call(h.add, (h.BadRepr(),)))
+    assert re.fullmatch(
+        r"remote_helpers\.add\(<BadRepr instance at 0x[0-9a-f]+>\)", describe_call(h.add, (h.BadRepr(),))
+    )
     assert describe_call(h.CallableObject(), (), {}) == "remote_helpers.CallableObject()"
     assert describe_call(print) == "print()"
 
@@ -636,7 +638,9 @@ def test_pool_recursion_error(pool: ProcessPoolExecutor) -> None:
 
 
 def test_module_import_is_light() -> None:
-    code = "import sys, futurekit._remote, futurekit._calls; print('tblib' in sys.modules, 'pickletools' in sys.modules)"
+    code = (
+        "import sys, futurekit._remote, futurekit._calls; print('tblib' in sys.modules, 'pickletools' in sys.modules)"
+    )
     import subprocess
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

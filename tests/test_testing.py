@@ -49,6 +49,7 @@ def test_public_names() -> None:
 def test_inline_runs_in_submit_and_returns_done_future() -> None:
     calls: list[int] = []
     with InlineExecutor() as ex:
+
         def double(x: int) -> int:
             calls.append(x)
             return x * 2
@@ -112,6 +113,7 @@ def test_inline_nested_submit_runs_first() -> None:
 
         def outer() -> int:
             order.append("outer-start")
+
             def inner_task() -> int:
                 order.append("inner")
                 return 7
@@ -181,6 +183,7 @@ def test_inline_submit_from_many_threads() -> None:
         def worker(k: int) -> None:
             try:
                 barrier.wait(WAIT)
+
                 def task(i: int) -> tuple[int, int]:
                     return threading.get_ident(), k * 1000 + i
 
