@@ -282,7 +282,7 @@ def _interleaved(
             times[m].append(sum(once(m) for _ in range(inner)) / inner / per)
     result: dict[str, Any] = {m: {"median": statistics.median(ts), "samples": ts} for m, ts in times.items()}
     result["paired"] = {
-        f"{a}/{b}": statistics.median(x / y for x, y in zip(times[a], times[b]) if y > 0)
+        f"{a}/{b}": statistics.median(x / y for x, y in zip(times[a], times[b], strict=False) if y > 0)
         for a in methods
         for b in methods
         if a != b

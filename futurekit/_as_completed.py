@@ -15,7 +15,7 @@ from ._types import FutureLike, T
 class _Notify:
     """Done-callback for as_completed: puts its input's index on the waiter's queue."""
 
-    __slots__ = ("waiter", "index")
+    __slots__ = ("index", "waiter")
 
     def __init__(self, waiter: queue.SimpleQueue[int], index: int) -> None:
         self.waiter: queue.SimpleQueue[int] | None = waiter
@@ -94,10 +94,7 @@ def _as_completed(items: list[Any], deadline: float | None) -> Iterator[Any]:
             fut.add_done_callback(notifier)
         for yielded in range(total):
             try:
-                if deadline is None:
-                    index = waiter.get()
-                else:
-                    index = waiter.get(timeout=max(0.0, deadline - time.monotonic()))
+                index = waiter.get() if deadline is None else waiter.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 raise TimeoutError(f"{total - yielded} (of {total}) futures unfinished") from None
             fut = items[index]

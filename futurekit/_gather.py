@@ -51,7 +51,7 @@ def _fail_and_cancel(args: tuple[Future[Any], Any, Any]) -> None:
 class _Gather:
     """State of one gather/gather_all call."""
 
-    __slots__ = ("lock", "out", "inputs", "results", "remaining", "return_exceptions", "as_tuple")
+    __slots__ = ("as_tuple", "inputs", "lock", "out", "remaining", "results", "return_exceptions")
 
     def __init__(
         self, inputs: list[Any], results: list[Any], remaining: int, return_exceptions: bool, as_tuple: bool
@@ -68,7 +68,8 @@ class _Gather:
         """Register a slot on every input not recorded yet (those still in ``inputs``)."""
         out = self.out
         inputs = self.inputs
-        assert out is not None and inputs is not None
+        assert out is not None
+        assert inputs is not None
         for index, fut in enumerate(inputs):
             if fut is None:  # already recorded
                 continue
@@ -94,7 +95,7 @@ class _Gather:
 class _GatherSlot:
     """Done-callback for input ``index`` of a gather: record, count down, settle."""
 
-    __slots__ = ("state", "index")
+    __slots__ = ("index", "state")
 
     def __init__(self, state: _Gather, index: int) -> None:
         self.state = state

@@ -133,7 +133,7 @@ class _MapState(Generic[R]):
         if len(iterables) == 1:
             self.input, self.fn = iter(iterables[0]), fn  # items travel bare, not as 1-tuples
         else:
-            self.input, self.fn = zip(*iterables), Star(fn)
+            self.input, self.fn = zip(*iterables, strict=False), Star(fn)
         self.deadline = deadline
         self.buffersize = buffersize
         self.ordered = ordered

@@ -23,7 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ParamSpec, TypeVar
 
 from . import _calls, _worker
-from ._poolstate import Decoder, Runner, settle_all, PoolState, Task
+from ._poolstate import Decoder, PoolState, Runner, Task, settle_all
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -28,7 +28,7 @@ _call = _trampoline.call
 class _Race:
     """State of one race call: the first input to settle wins."""
 
-    __slots__ = ("lock", "out", "inputs")
+    __slots__ = ("inputs", "lock", "out")
 
     def __init__(self, inputs: list[Any]) -> None:
         self.lock = threading.Lock()
@@ -37,7 +37,8 @@ class _Race:
 
     def start(self) -> Future[Any]:
         out = self.out
-        assert out is not None and self.inputs is not None
+        assert out is not None
+        assert self.inputs is not None
         for fut in self.inputs:
             if self.out is None:
                 break
@@ -149,7 +150,7 @@ def race(*futures: FutureLike[Any]) -> Future[Any]:
 class _FirstSuccess:
     """State of one first_success call: first value wins, errors are kept in input order."""
 
-    __slots__ = ("lock", "out", "inputs", "errors", "remaining")
+    __slots__ = ("errors", "inputs", "lock", "out", "remaining")
 
     def __init__(self, inputs: list[Any]) -> None:
         self.lock = threading.Lock()
@@ -160,7 +161,8 @@ class _FirstSuccess:
 
     def start(self) -> Future[Any]:
         out = self.out
-        assert out is not None and self.inputs is not None
+        assert out is not None
+        assert self.inputs is not None
         for index, fut in enumerate(self.inputs):
             if self.out is None:
                 break
@@ -182,7 +184,7 @@ class _FirstSuccess:
 class _FirstSuccessSlot:
     """Done-callback for input ``index`` of a first_success."""
 
-    __slots__ = ("state", "index")
+    __slots__ = ("index", "state")
 
     def __init__(self, state: _FirstSuccess, index: int) -> None:
         self.state = state
@@ -197,7 +199,8 @@ class _FirstSuccessSlot:
                 return
             inputs = state.inputs
             errors = state.errors
-            assert inputs is not None and errors is not None
+            assert inputs is not None
+            assert errors is not None
             inputs[self.index] = None
             if not ok:
                 errors[self.index] = value

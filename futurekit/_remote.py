@@ -235,10 +235,7 @@ def _omitted_note(count: int) -> str:
 
 def _make_exception(mode: int, func: Any, args: tuple[Any, ...]) -> BaseException:
     """Unpickling step 1: create the exception (mode 0: call; mode 1: __new__ only)."""
-    if mode == 1:
-        exc = func.__new__(func, *args)
-    else:
-        exc = func(*args)
+    exc = func.__new__(func, *args) if mode == 1 else func(*args)
     if not isinstance(exc, BaseException):
         raise TypeError(f"rebuilt {type(exc).__name__}, not an exception")
     return exc

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
 from concurrent.futures import CancelledError, Future, InvalidStateError
 from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED
-from collections.abc import Iterable
 from typing import Any
 
 from ._types import FutureLike, is_future_like

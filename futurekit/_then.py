@@ -56,7 +56,7 @@ class _Step:
     for recover only.
     """
 
-    __slots__ = ("kind", "fn", "executor", "exc_types", "handles_cancel", "src", "out", "stage")
+    __slots__ = ("exc_types", "executor", "fn", "handles_cancel", "kind", "out", "src", "stage")
     exc_types: tuple[type[BaseException], ...]
     handles_cancel: bool
 

@@ -16,7 +16,7 @@ _call = _trampoline.call
 class _Timeout:
     """State of one timeout call: the input, the output and the timer handle."""
 
-    __slots__ = ("src", "out", "handle", "seconds")
+    __slots__ = ("handle", "out", "seconds", "src")
 
     def __init__(self, src: FutureLike[Any], seconds: float) -> None:
         self.src: FutureLike[Any] | None = src
@@ -27,7 +27,8 @@ class _Timeout:
     def start(self) -> Future[Any]:
         out = self.out
         src = self.src
-        assert out is not None and src is not None
+        assert out is not None
+        assert src is not None
         if self.seconds != math.inf:
             self.handle = _timers.schedule(self.seconds, self.on_deadline, None)
         src.add_done_callback(self.on_src_done)

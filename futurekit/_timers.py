@@ -34,7 +34,7 @@ _COMPACT_MIN = 64
 class Handle:
     """A scheduled call; ``cancel()`` it to drop the call and its references."""
 
-    __slots__ = ("_fn", "_arg", "_owner")
+    __slots__ = ("_arg", "_fn", "_owner")
 
     def __init__(self, fn: Callable[[Any], object], arg: object, owner: _Scheduler) -> None:
         self._fn: Callable[[Any], object] | None = fn

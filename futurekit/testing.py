@@ -471,7 +471,7 @@ class ShuffledExecutor(_StdExecutor):
                 calls that have not started.
         """
         end_time = None if timeout is None else _time.monotonic() + timeout
-        futures = [self.submit(fn, *args) for args in zip(*iterables)]
+        futures = [self.submit(fn, *args) for args in zip(*iterables, strict=False)]
         futures.reverse()
 
         def results() -> Iterator[_T]:

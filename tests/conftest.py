@@ -7,7 +7,6 @@ import gc
 from collections.abc import Iterator
 
 import pytest
-
 from executor_helpers import Kit, make_kit
 
 # Typing tests are source code checked by mypy (tests/test_static.py), never executed.

@@ -24,9 +24,11 @@ def test_completed_failed_cancelled() -> None:
     assert fk.completed(3).result(timeout=0) == 3
     err = ValueError("x")
     f = fk.failed(err)
-    assert f.done() and f.exception(timeout=0) is err
+    assert f.done()
+    assert f.exception(timeout=0) is err
     c = fk.cancelled()
-    assert c.cancelled() and c.done()
+    assert c.cancelled()
+    assert c.done()
     with pytest.raises(CancelledError):
         c.result(timeout=0)
     # Outputs are plain futures.
@@ -46,7 +48,8 @@ def test_failed_rejects_non_instances() -> None:
 def test_then_maps_value_and_never_flattens() -> None:
     src: Future[int] = Future()
     out = fk.then(src, lambda x: x * 2)
-    assert not out.done() and not out.running()
+    assert not out.done()
+    assert not out.running()
     src.set_result(21)
     assert out.result(timeout=WAIT) == 42
     inner = fk.completed("inner")
@@ -106,7 +109,8 @@ def test_chain_non_future_with_broken_repr_still_fails_output() -> None:
 
     out: Future[Any] = fk.chain(fk.completed(1), _bad(lambda _: BadRepr()))
     exc = out.exception(timeout=WAIT)
-    assert isinstance(exc, TypeError) and "(BadRepr)" in str(exc)
+    assert isinstance(exc, TypeError)
+    assert "(BadRepr)" in str(exc)
 
 
 def test_chain_accepts_odd_futurelike_inner() -> None:
@@ -131,7 +135,8 @@ def test_then_chain_with_executor_run_fn_on_executor(pool: ThreadPoolExecutor) -
     src.set_result(1)
     assert out2.result(timeout=WAIT) == 20
     assert counting.submits == 2
-    assert seen and all(name.startswith("combinator-test") for name in seen)
+    assert seen
+    assert all(name.startswith("combinator-test") for name in seen)
     assert main not in seen
 
 
@@ -149,7 +154,8 @@ def test_then_without_executor_runs_inline() -> None:
     t.start()
     assert done.wait(WAIT)
     t.join(WAIT)
-    assert out.done() and threads == [t]
+    assert out.done()
+    assert threads == [t]
     # Already-done input: runs in the calling thread, before then() returns.
     here: list[threading.Thread] = []
     fk.then(fk.completed(1), lambda _: here.append(threading.current_thread()))
@@ -180,7 +186,8 @@ def test_cancel_then_output_cancels_executor_task(pool: ThreadPoolExecutor) -> N
     assert out.cancel()
     assert tasks[0].cancelled()
     gate.set()
-    assert blocker.result(timeout=WAIT) and all(b.result(timeout=WAIT) for b in blockers)
+    assert blocker.result(timeout=WAIT)
+    assert all(b.result(timeout=WAIT) for b in blockers)
 
 
 # ----------------------------------------------------------------------------- recover
@@ -222,7 +229,8 @@ def test_recover_cancellation_only_when_named() -> None:
 def test_recover_with_executor(pool: ThreadPoolExecutor) -> None:
     counting = CountingExecutor(pool)
     out = fk.recover(fk.failed(KeyError()), lambda e: "ok", executor=counting)
-    assert out.result(timeout=WAIT) == "ok" and counting.submits == 1
+    assert out.result(timeout=WAIT) == "ok"
+    assert counting.submits == 1
     # No submit for a value.
     assert fk.recover(fk.completed(1), lambda e: 0, executor=counting).result(timeout=WAIT) == 1
     assert counting.submits == 1
@@ -249,7 +257,8 @@ def test_gather_fail_fast_cancels_rest() -> None:
     err = ValueError("b failed")
     b.set_exception(err)
     assert out.exception(timeout=WAIT) is err
-    assert a.cancelled() and c.cancelled()
+    assert a.cancelled()
+    assert c.cancelled()
 
 
 def test_gather_cancelled_input_cancels_output_and_rest() -> None:
@@ -269,7 +278,9 @@ def test_gather_return_exceptions() -> None:
     assert not out.done()
     c.set_result(3)
     r = out.result(timeout=WAIT)
-    assert r[0] is err and isinstance(r[1], CancelledError) and r[2] == 3
+    assert r[0] is err
+    assert isinstance(r[1], CancelledError)
+    assert r[2] == 3
 
 
 def test_gather_cancel_output_cancels_inputs() -> None:
@@ -277,7 +288,8 @@ def test_gather_cancel_output_cancels_inputs() -> None:
     a.set_result(1)
     out = fk.gather(a, b)
     assert out.cancel()
-    assert b.cancelled() and not a.cancelled()
+    assert b.cancelled()
+    assert not a.cancelled()
 
 
 def test_gather_same_future_twice() -> None:
@@ -326,16 +338,19 @@ def test_race_first_value_error_or_cancel_wins() -> None:
     a, b = pending(), pending()
     out = fk.race(a, b)
     b.set_result("b")
-    assert out.result(timeout=WAIT) == "b" and a.cancelled()
+    assert out.result(timeout=WAIT) == "b"
+    assert a.cancelled()
     a, b = pending(), pending()
     out = fk.race(a, b)
     err = OSError()
     a.set_exception(err)
-    assert out.exception(timeout=WAIT) is err and b.cancelled()
+    assert out.exception(timeout=WAIT) is err
+    assert b.cancelled()
     a, b = pending(), pending()
     out = fk.race(a, b)
     assert a.cancel()
-    assert out.cancelled() and b.cancelled()
+    assert out.cancelled()
+    assert b.cancelled()
 
 
 def test_race_done_inputs_first_argument_wins() -> None:
@@ -349,7 +364,8 @@ def test_race_cancel_output_cancels_inputs() -> None:
     a, b = pending(), pending()
     out = fk.race(a, b)
     assert out.cancel()
-    assert a.cancelled() and b.cancelled()
+    assert a.cancelled()
+    assert b.cancelled()
 
 
 def test_first_success_value_wins_and_errors_grouped_in_input_order() -> None:
@@ -357,7 +373,8 @@ def test_first_success_value_wins_and_errors_grouped_in_input_order() -> None:
     out = fk.first_success(a, b, c)
     a.set_exception(OSError("a"))
     c.set_result("c")
-    assert out.result(timeout=WAIT) == "c" and b.cancelled()
+    assert out.result(timeout=WAIT) == "c"
+    assert b.cancelled()
 
     a, b, c = pending(), pending(), pending()
     out = fk.first_success(a, b, c)
@@ -367,7 +384,8 @@ def test_first_success_value_wins_and_errors_grouped_in_input_order() -> None:
     a.set_exception(ea)
     group = out.exception(timeout=WAIT)
     assert isinstance(group, ExceptionGroup)
-    assert list(group.exceptions)[:2] == [ea, eb] and isinstance(group.exceptions[2], KeyError)
+    assert list(group.exceptions)[:2] == [ea, eb]
+    assert isinstance(group.exceptions[2], KeyError)
 
 
 def test_first_success_base_exception_group_and_cancelled_input() -> None:
@@ -377,15 +395,18 @@ def test_first_success_base_exception_group_and_cancelled_input() -> None:
     kb = KeyboardInterrupt()
     a.set_exception(kb)
     group = out.exception(timeout=WAIT)
-    assert isinstance(group, BaseExceptionGroup) and not isinstance(group, ExceptionGroup)
-    assert group.exceptions[0] is kb and isinstance(group.exceptions[1], CancelledError)
+    assert isinstance(group, BaseExceptionGroup)
+    assert not isinstance(group, ExceptionGroup)
+    assert group.exceptions[0] is kb
+    assert isinstance(group.exceptions[1], CancelledError)
 
 
 def test_first_success_cancel_output_cancels_inputs() -> None:
     a, b = pending(), pending()
     out = fk.first_success(a, b)
     assert out.cancel()
-    assert a.cancelled() and b.cancelled()
+    assert a.cancelled()
+    assert b.cancelled()
 
 
 @pytest.mark.parametrize("combinator", [fk.race, fk.first_success])
@@ -492,7 +513,8 @@ def test_as_completed_close_unregisters() -> None:
     next(it)
     assert len(a._done_callbacks) == 1  # type: ignore[attr-defined]
     it.close()  # type: ignore[attr-defined]
-    assert a._done_callbacks == [] and b._done_callbacks == []  # type: ignore[attr-defined]
+    assert a._done_callbacks == []  # type: ignore[attr-defined]
+    assert b._done_callbacks == []  # type: ignore[attr-defined]
     odd.set_result(1)  # a left-over callback on a non-stdlib future is inert
     a.set_result(1)
 
@@ -585,6 +607,7 @@ def test_outputs_are_never_running_and_cancel_reaches_input(make: Any) -> None:
     src = pending()
     out = make(src)
     assert type(out) is Future
-    assert not out.running() and not out.done()
+    assert not out.running()
+    assert not out.done()
     assert out.cancel()
     assert src.cancelled()

@@ -9,18 +9,18 @@ import select
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import executor_helpers as h
-import futurekit as fk
+import pytest
 from executor_helpers import TIMEOUT, Kit, make_kit
+
+import futurekit as fk
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and exit codes")
 
@@ -47,7 +47,8 @@ def test_crash_fails_its_task_and_names_it(
     exc = crashed(kit2.ex.submit(crash))
     assert exc.exitcode == exitcode
     assert exc.signal_name == signal_name
-    assert exc.task is not None and crash.__name__ in exc.task
+    assert exc.task is not None
+    assert crash.__name__ in exc.task
     assert crash.__name__ in str(exc)
     # A new worker took the dead one's place: later submissions work.
     assert kit2.ex.submit(h.add, 1, 2).result(timeout=TIMEOUT) == 3
@@ -62,7 +63,9 @@ def test_unstarted_tasks_are_resubmitted_and_run(kit1: Kit) -> None:
     waiting = [kit1.ex.submit(h.square, i) for i in range(6)]
     os.kill(worker, signal.SIGKILL)
     exc = crashed(victim)
-    assert exc.exitcode == -signal.SIGKILL and exc.task is not None and "block" in exc.task
+    assert exc.exitcode == -signal.SIGKILL
+    assert exc.task is not None
+    assert "block" in exc.task
     assert [f.result(timeout=TIMEOUT) for f in waiting] == [i * i for i in range(6)]
 
 
@@ -72,9 +75,12 @@ def test_tasks_running_on_other_workers_are_not_disturbed(kit2: Kit) -> None:
     culprit = kit2.ex.submit(h.crash_after_start, 5)
     later = kit2.ex.submit(h.add, 20, 22)
     exc = crashed(culprit)
-    assert exc.exitcode == 5 and exc.task is not None and "crash_after_start" in exc.task
+    assert exc.exitcode == 5
+    assert exc.task is not None
+    assert "crash_after_start" in exc.task
     assert later.result(timeout=TIMEOUT) == 42  # had not started: ran on the replacement worker
-    assert other.running() and not other.done()  # its worker was never touched
+    assert other.running()
+    assert not other.done()
     kit2.release.set()
     assert other.result(timeout=TIMEOUT) == "other"
 
@@ -86,7 +92,9 @@ def test_crash_in_map_fails_the_items_of_that_chunk(kit1: Kit) -> None:
     assert got == [0, 1, 2, 3]
     with pytest.raises(fk.WorkerCrashedError) as info:
         next(it)
-    assert info.value.exitcode == 7 and info.value.task is not None and "crash_on" in info.value.task
+    assert info.value.exitcode == 7
+    assert info.value.task is not None
+    assert "crash_on" in info.value.task
     assert "more items" in info.value.task
     assert list(kit1.ex.map(h.square, range(4))) == [0, 1, 4, 9]
 
@@ -98,7 +106,8 @@ def test_shutdown_right_after_a_crash_does_not_hang(kit1: Kit) -> None:
     waiting = [kit1.ex.submit(h.square, i) for i in range(5)]
     os.kill(worker, signal.SIGKILL)
     kit1.ex.shutdown(wait=True)
-    assert victim.done() and all(f.done() for f in waiting)
+    assert victim.done()
+    assert all(f.done() for f in waiting)
     assert crashed(victim).exitcode == -signal.SIGKILL
     assert [f.result(timeout=0) for f in waiting] == [i * i for i in range(5)]
     with pytest.raises(RuntimeError):
@@ -204,7 +213,9 @@ def test_crash_with_max_tasks_per_child() -> None:
     with kit.ex as ex:
         assert [ex.submit(h.square, i).result(timeout=TIMEOUT) for i in range(5)] == [0, 1, 4, 9, 16]
         exc = crashed(ex.submit(h.exit_now, 9))
-        assert exc.exitcode == 9 and exc.task is not None and "exit_now" in exc.task
+        assert exc.exitcode == 9
+        assert exc.task is not None
+        assert "exit_now" in exc.task
         assert ex.submit(h.add, 1, 1).result(timeout=TIMEOUT) == 2
 
 
@@ -249,7 +260,8 @@ def test_concurrent_submitters_around_a_crash(kit2: Kit) -> None:
 def test_initializer_failure_surfaces_as_broken_pool() -> None:
     with fk.processes(1, initializer=h.failing_init) as ex:
         exc = ex.submit(h.add, 1, 2).exception(timeout=TIMEOUT)
-        assert isinstance(exc, BrokenProcessPool) and "initializer" in str(exc)
+        assert isinstance(exc, BrokenProcessPool)
+        assert "initializer" in str(exc)
         with pytest.raises(BrokenProcessPool):
             ex.submit(h.add, 1, 2)
 
@@ -258,14 +270,16 @@ def test_workers_dying_at_start_end_in_broken_pool_not_a_loop() -> None:
     with fk.processes(1, initializer=h.exit_now, initargs=(4,)) as ex:
         exc = ex.submit(h.add, 1, 2).exception(timeout=TIMEOUT)
         assert isinstance(exc, BrokenProcessPool)
-        assert "without running any task" in str(exc) and "4" in str(exc)
+        assert "without running any task" in str(exc)
+        assert "4" in str(exc)
 
 
 def test_crash_in_a_user_supplied_pool_is_attributed_without_replacement() -> None:
     inner = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
     with fk.Executor(inner) as ex:
         exc = crashed(ex.submit(h.exit_now, 3))
-        assert exc.task is not None and "exit_now" in exc.task
+        assert exc.task is not None
+        assert "exit_now" in exc.task
         assert isinstance(exc.__cause__, BrokenProcessPool)
         with pytest.raises(BrokenProcessPool):
             ex.submit(h.add, 1, 2)
@@ -276,7 +290,9 @@ def test_crash_error_pickles(kit2: Kit) -> None:
 
     exc = crashed(kit2.ex.submit(h.exit_now, 3))
     again = pickle.loads(pickle.dumps(exc))
-    assert isinstance(again, fk.WorkerCrashedError) and again.exitcode == 3 and again.task == exc.task
+    assert isinstance(again, fk.WorkerCrashedError)
+    assert again.exitcode == 3
+    assert again.task == exc.task
 
 
 @pytest.mark.parametrize("method", ["forkserver", "fork"])

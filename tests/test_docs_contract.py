@@ -219,9 +219,7 @@ def _class_members(cls: type, prefix: str) -> Iterator[Item]:
             yield Item(qualname, raw, full=False, globs=_globals_of(raw))
         elif isinstance(raw, (staticmethod, classmethod)):
             yield Item(qualname, raw.__func__, full=True, globs=_globals_of(raw.__func__))
-        elif inspect.isfunction(raw) or inspect.isclass(raw):
-            yield Item(qualname, raw, full=True, globs=_globals_of(raw))
-        elif callable(raw):
+        elif inspect.isfunction(raw) or inspect.isclass(raw) or callable(raw):
             yield Item(qualname, raw, full=True, globs=_globals_of(raw))
         # Plain data attributes carry no docstring of their own.
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import concurrent.futures
+import gc
 import multiprocessing
 import pickle
 import threading
@@ -15,11 +15,11 @@ from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, Thre
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+import executor_helpers as h
 import pytest
+from executor_helpers import TIMEOUT, Kit, make_kit
 
 import futurekit as fk
-import executor_helpers as h
-from executor_helpers import TIMEOUT, Kit, make_kit
 
 
 @pytest.fixture(params=["thread", "process"])
@@ -71,7 +71,8 @@ def test_done_callback_runs_once_with_the_future(kit: Kit) -> None:
 def test_wait_and_as_completed(kit: Kit) -> None:
     futures = [kit.ex.submit(h.add, i, i) for i in range(10)]
     done, not_done = concurrent.futures.wait(futures, timeout=TIMEOUT)
-    assert len(done) == 10 and not not_done
+    assert len(done) == 10
+    assert not not_done
     assert sorted(f.result() for f in concurrent.futures.as_completed(futures, timeout=TIMEOUT)) == [
         2 * i for i in range(10)
     ]
@@ -91,7 +92,9 @@ def test_repr_and_properties(kit: Kit) -> None:
     assert kit.ex.max_workers == 2
     assert kit.ex.remote is (kit.kind == "process")
     text = repr(kit.ex)
-    assert text.startswith("<futurekit.Executor") and "max_workers=2" in text and "running" in text
+    assert text.startswith("<futurekit.Executor")
+    assert "max_workers=2" in text
+    assert "running" in text
     kit.ex.shutdown()
     assert "shut down" in repr(kit.ex)
 
@@ -154,7 +157,8 @@ def test_context_manager_waits_and_shuts_down(kit: Kit) -> None:
     with kit.ex as ex:
         assert ex is kit.ex
         fut = ex.submit(h.square, 5)
-    assert fut.done() and fut.result() == 25
+    assert fut.done()
+    assert fut.result() == 25
     with pytest.raises(RuntimeError):
         kit.ex.submit(h.add, 1, 2)
 
@@ -194,13 +198,15 @@ def test_pending_future_can_be_cancelled_running_cannot(kit: Kit) -> None:
     last = queued[-1]
     assert not last.running()
     assert last.cancel() is True
-    assert last.cancelled() and last.done()
+    assert last.cancelled()
+    assert last.done()
     with pytest.raises(CancelledError):
         last.result(timeout=0)
     for f in running:
         assert f.running() is True
         assert f.cancel() is False
-        assert not f.cancelled() and not f.done()
+        assert not f.cancelled()
+        assert not f.done()
     kit.release.set()
     assert [f.result(timeout=TIMEOUT) for f in running] == [0, 1]
     assert [f.result(timeout=TIMEOUT) for f in queued[:-1]] == list(range(2, 7))
@@ -221,7 +227,8 @@ def test_cancel_runs_callbacks_and_as_completed_sees_it(kit: Kit) -> None:
     everything = [*running, *queued]
     assert set(concurrent.futures.as_completed(everything, timeout=TIMEOUT)) == set(everything)
     done, not_done = concurrent.futures.wait(everything, timeout=TIMEOUT)
-    assert not not_done and queued[-1] in done
+    assert not not_done
+    assert queued[-1] in done
 
 
 # -- map ------------------------------------------------------------------------------------------------------
@@ -347,9 +354,11 @@ def test_default_start_method_is_not_fork() -> None:
 def test_wrapping_a_thread_pool_returns_its_own_futures() -> None:
     inner = ThreadPoolExecutor(1)
     with fk.Executor(inner) as ex:
-        assert not ex.remote and ex.inner is inner
+        assert not ex.remote
+        assert ex.inner is inner
         fut = ex.submit(h.add, 1, 2)
-        assert type(fut) is Future and fut.result(timeout=TIMEOUT) == 3
+        assert type(fut) is Future
+        assert fut.result(timeout=TIMEOUT) == 3
 
 
 def test_wrapping_a_process_pool_is_remote_by_default() -> None:
@@ -478,7 +487,8 @@ def test_private_attributes_of_the_inner_executor_stay_reachable() -> None:
     with fk.threads(2, thread_name_prefix="peek") as ex:
         assert ex.submit(h.add, 1, 2).result(timeout=TIMEOUT) == 3
         threads: Any = getattr(ex, "_threads")
-        assert threads and all(t.name.startswith("peek") for t in threads)
+        assert threads
+        assert all(t.name.startswith("peek") for t in threads)
         assert getattr(ex, "_broken") is False
         with pytest.raises(AttributeError):
             getattr(ex, "no_such_attribute")

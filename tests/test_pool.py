@@ -9,16 +9,15 @@ import sys
 import threading
 import traceback
 import weakref
-from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait
 from typing import Any
 
-import pytest
-
 import executor_helpers as h
-import futurekit as fk
+import pytest
 from executor_helpers import TIMEOUT, Kit
+
+import futurekit as fk
 from futurekit import _pool, _poolstate
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX exit codes")
@@ -47,7 +46,7 @@ def _close(state: _poolstate.PoolState) -> None:
 
 
 def test_an_idle_worker_is_picked_first() -> None:
-    state, (busy, idle) = _state(2, [(1, 0.001), (0, 0.001)])
+    state, (_busy, idle) = _state(2, [(1, 0.001), (0, 0.001)])
     try:
         assert state.pick() is idle
     finally:
@@ -96,7 +95,8 @@ def test_a_task_handed_ahead_to_a_dying_worker_runs_elsewhere(kit1: Kit) -> None
     behind = kit1.ex.submit(h.mark, 41)
     kit1.release.set()
     exc = culprit.exception(timeout=TIMEOUT)
-    assert isinstance(exc, fk.WorkerCrashedError) and exc.exitcode == 6
+    assert isinstance(exc, fk.WorkerCrashedError)
+    assert exc.exitcode == 6
     assert behind.result(timeout=TIMEOUT) == 41
     kit1.ex.shutdown(wait=True)
     assert kit1.count_started() == 1
@@ -106,7 +106,8 @@ def test_cancelling_a_queued_task_wakes_wait_at_once(kit1: Kit) -> None:
     running = kit1.ex.submit(h.block)
     kit1.wait_started()
     queued = kit1.ex.submit(h.square, 2)
-    assert queued.cancel() and queued.cancelled()
+    assert queued.cancel()
+    assert queued.cancelled()
     done, _ = cf.wait([queued], timeout=TIMEOUT)
     assert done == {queued}
     kit1.release.set()
@@ -143,7 +144,8 @@ def test_a_pool_dropped_without_shutdown_lets_its_workers_exit() -> None:
 def test_initializer_failure_chains_the_initializers_exception() -> None:
     with fk.processes(1, initializer=h.failing_init) as ex:
         exc = ex.submit(h.add, 1, 2).exception(timeout=TIMEOUT)
-        assert isinstance(exc, BrokenProcessPool) and "RuntimeError: initializer failed on purpose" in str(exc)
+        assert isinstance(exc, BrokenProcessPool)
+        assert "RuntimeError: initializer failed on purpose" in str(exc)
         cause = exc.__cause__
         assert isinstance(cause, RuntimeError)
         assert "failing_init" in [frame.name for frame in traceback.extract_tb(cause.__traceback__)]
@@ -220,10 +222,12 @@ def test_a_failing_initializer_is_logged_in_the_worker(method: str) -> None:
     try:
         with fk.processes(1, mp_context=ctx, initializer=h.init_fail_logging, initargs=(log_queue,)) as ex:
             exc = ex.submit(h.square, 2).exception(timeout=TIMEOUT)
-            assert isinstance(exc, BrokenProcessPool) and "error in initializer" in str(exc)
+            assert isinstance(exc, BrokenProcessPool)
+            assert "error in initializer" in str(exc)
         record = log_queue.get(timeout=TIMEOUT)
         message = record.getMessage()  # QueueHandler folds the traceback into the message
-        assert "Exception in initializer" in message and "ValueError: error in initializer" in message
+        assert "Exception in initializer" in message
+        assert "ValueError: error in initializer" in message
     finally:
         log_queue.close()
         log_queue.join_thread()

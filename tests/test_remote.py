@@ -106,10 +106,11 @@ def test_frames_without_column_information_draw_no_markers() -> None:
     from futurekit import _remote
 
     tb_data = _remote._tb_data(exc.__traceback__)
-    stripped = (tuple(f[:6] + (None, None, None) for f in tb_data[0]), tb_data[1])
+    stripped = (tuple((*f[:6], None, None, None) for f in tb_data[0]), tb_data[1])
     tb = _remote._build_traceback(stripped)
     text = "".join(traceback.format_exception(ValueError("x").with_traceback(tb)))
-    assert "^" not in text and "~" not in text
+    assert "^" not in text
+    assert "~" not in text
     assert "return int(value)" in text  # the source line is still shown
 
 
@@ -178,7 +179,8 @@ def test_exception_group_members_keep_their_tracebacks() -> None:
     assert back.tag == "custom"
     assert back.message == "outer"
     first, inner = back.exceptions
-    assert type(first) is ValueError and first.args == ("member a",)
+    assert type(first) is ValueError
+    assert first.args == ("member a",)
     assert tb_names(first) == ["fail_group", "_member_a"]
     assert type(inner) is ExceptionGroup
     (second,) = inner.exceptions
@@ -191,8 +193,10 @@ def test_group_member_that_cannot_cross_is_replaced_alone() -> None:
     back = roundtrip(raised(h.fail_group_with_bad_member))
     assert type(back) is ExceptionGroup
     good, bad = back.exceptions
-    assert type(good) is ValueError and tb_names(good) == ["fail_group_with_bad_member", "_member_a"]
-    assert isinstance(bad, RemoteError) and bad.type_name == "remote_helpers.LockedError"
+    assert type(good) is ValueError
+    assert tb_names(good) == ["fail_group_with_bad_member", "_member_a"]
+    assert isinstance(bad, RemoteError)
+    assert bad.type_name == "remote_helpers.LockedError"
     assert tb_names(bad) == ["fail_group_with_bad_member", "fail_locked"]
 
 
@@ -294,7 +298,8 @@ def test_futurekit_errors_roundtrip() -> None:
 
 def test_never_raised_exception_has_no_traceback() -> None:
     back = roundtrip(ValueError("plain"))
-    assert type(back) is ValueError and back.__traceback__ is None
+    assert type(back) is ValueError
+    assert back.__traceback__ is None
 
 
 def test_traceback_stored_in_an_attribute_is_rebuilt() -> None:
@@ -326,10 +331,12 @@ def test_very_long_chain_falls_back_without_raising() -> None:
         exc = link
     back = roundtrip(exc)
     if isinstance(back, RemoteError):  # the pickler ran out of stack (3.11, 3.12)
-        assert back.type_name == "KeyError" and "RecursionError" in back.reason
+        assert back.type_name == "KeyError"
+        assert "RecursionError" in back.reason
         assert isinstance(back.__context__, RemoteError)  # the start of the chain, as plain data
     else:  # 3.13's C recursion limit is higher: the whole chain crosses
-        assert type(back) is KeyError and back.args == (2999,)
+        assert type(back) is KeyError
+        assert back.args == (2999,)
         depth = 0
         link_back: BaseException | None = back
         while link_back is not None:
@@ -379,7 +386,8 @@ def test_capture_does_not_modify_the_exception() -> None:
     notes = list(exc.__notes__)
     tb = exc.__traceback__
     capture(exc)
-    assert exc.__notes__ == notes and exc.__traceback__ is tb
+    assert exc.__notes__ == notes
+    assert exc.__traceback__ is tb
 
 
 def test_cost_is_below_the_stdlib_string_traceback() -> None:
@@ -405,7 +413,9 @@ def test_describe_call() -> None:
     assert describe_call(h.add, (1, "abc"), {"key": 2}) == "remote_helpers.add(1, 'abc', key=2)"
     assert describe_call(functools.partial(h.add, 1), (2,), {}) == "remote_helpers.add(2)"
     text = describe_call(h.add, ("x" * 1000, list(range(1000))), {}, limit=50)
-    assert len(text) == 50 and text.startswith("remote_helpers.add('xxx") and text.endswith("...)")
+    assert len(text) == 50
+    assert text.startswith("remote_helpers.add('xxx")
+    assert text.endswith("...)")
     assert re.fullmatch(
         r"remote_helpers\.add\(<BadRepr instance at 0x[0-9a-f]+>\)", describe_call(h.add, (h.BadRepr(),))
     )
@@ -422,7 +432,8 @@ def test_describe_call_stops_early_on_huge_argument_lists() -> None:
 
 def test_dump_call_roundtrip() -> None:
     ok, data = run_call(dump_call(h.add, (1,), {"b": 2}))
-    assert ok and pickle.loads(data) == 3
+    assert ok
+    assert pickle.loads(data) == 3
     assert pickle.loads(dump_call(h.add, (1, 2), {})) == (h.add, (1, 2), {})
 
 
@@ -435,7 +446,8 @@ def test_dump_call_lambda_and_local_function() -> None:
             dump_call(fn, (), {})
         message = str(info.value)
         assert "lambda/local functions cannot be sent to a process" in message
-        assert "define it at module level" in message and "fk.threads()" in message
+        assert "define it at module level" in message
+        assert "fk.threads()" in message
         assert fn.__qualname__ in message
         assert info.value.__cause__ is not None
 
@@ -520,7 +532,8 @@ def test_run_call_bad_payload_is_an_error_not_an_exception() -> None:
 
 def test_load_result() -> None:
     ok, data = run_call(dump_call(int, ("1",), {}))
-    assert ok and load_result(data) == 1
+    assert ok
+    assert load_result(data) == 1
     with pytest.raises(SerializationError, match="cannot be unpickled in the caller"):
         load_result(b"garbage", "f(1)")
 
@@ -583,26 +596,34 @@ def test_pool_chain_notes_and_groups(pool: ProcessPoolExecutor) -> None:
     err = remote_error(pool, h.fail_chained)
     assert type(err) is KeyError
     assert err.__notes__[:2] == ["first note", "second note"]
-    assert type(err.__cause__) is ValueError and type(err.__cause__.__context__) is ZeroDivisionError
+    assert type(err.__cause__) is ValueError
+    assert type(err.__cause__.__context__) is ZeroDivisionError
     group = remote_error(pool, h.fail_group)
-    assert type(group) is h.MyGroup and group.tag == "custom"
+    assert type(group) is h.MyGroup
+    assert group.tag == "custom"
     assert [type(e) for e in group.exceptions] == [ValueError, ExceptionGroup]
     assert tb_names(group.exceptions[0]) == ["fail_group", "_member_a"]
 
 
 def test_pool_unpicklable_and_unrebuildable_exceptions(pool: ProcessPoolExecutor) -> None:
     locked = remote_error(pool, h.fail_locked)
-    assert isinstance(locked, RemoteError) and locked.type_name == "remote_helpers.LockedError"
-    assert locked.message == "locked out" and tb_names(locked) == ["fail_locked"]
+    assert isinstance(locked, RemoteError)
+    assert locked.type_name == "remote_helpers.LockedError"
+    assert locked.message == "locked out"
+    assert tb_names(locked) == ["fail_locked"]
     two = remote_error(pool, h.fail_two_arg)
-    assert type(two) is h.TwoArgError and (two.code, two.detail) == (7, "seven")
+    assert type(two) is h.TwoArgError
+    assert (two.code, two.detail) == (7, "seven")
     bad = remote_error(pool, h.fail_bad_reduce)
-    assert type(bad) is h.BadReduceError and (bad.a, bad.b) == (1, 2)
+    assert type(bad) is h.BadReduceError
+    assert (bad.a, bad.b) == (1, 2)
     hopeless = remote_error(pool, h.fail_unrebuildable)
-    assert isinstance(hopeless, RemoteError) and hopeless.type_name == "remote_helpers.UnrebuildableError"
+    assert isinstance(hopeless, RemoteError)
+    assert hopeless.type_name == "remote_helpers.UnrebuildableError"
     assert tb_names(hopeless) == ["fail_unrebuildable"]
     picky = remote_error(pool, h.fail_parent_only)
-    assert isinstance(picky, RemoteError) and picky.type_name == "remote_helpers.ParentOnlyFailsError"
+    assert isinstance(picky, RemoteError)
+    assert picky.type_name == "remote_helpers.ParentOnlyFailsError"
     assert "could not be rebuilt in the caller" in picky.reason
     assert tb_names(picky) == ["fail_parent_only"]
     assert remote(pool, h.add, 2, 3) == (True, 5)  # the pool is unharmed
@@ -626,7 +647,8 @@ def test_pool_argument_that_fails_to_unpickle_in_the_worker(pool: ProcessPoolExe
 
 def test_pool_base_exceptions_in_the_worker(pool: ProcessPoolExecutor) -> None:
     err = remote_error(pool, h.fail_system_exit)
-    assert type(err) is SystemExit and err.code == 5
+    assert type(err) is SystemExit
+    assert err.code == 5
     assert remote(pool, h.add, 1, 2) == (True, 3)
 
 

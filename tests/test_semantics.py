@@ -256,7 +256,9 @@ def test_cancelled_leaf_cancels_every_output_downstream() -> None:
     b = fk.gather(a, pending())
     c = fk.timeout(fk.chain(b, lambda t: fk.completed(t)), 60)
     assert leaf.cancel()
-    assert a.cancelled() and b.cancelled() and c.cancelled()
+    assert a.cancelled()
+    assert b.cancelled()
+    assert c.cancelled()
     with pytest.raises(CancelledError):
         c.result(timeout=0)
 
@@ -363,13 +365,19 @@ def test_pending_output_does_not_hold_finished_inputs() -> None:
     c2 = fk.chain(a2, lambda _: inner)
     a2.set_result(1)
     del a, a2
-    assert ref_a() is None and ref_a2() is None
-    assert not first.done() and not g2.done() and not g3.done() and not c2.done()
+    assert ref_a() is None
+    assert ref_a2() is None
+    assert not first.done()
+    assert not g2.done()
+    assert not g3.done()
+    assert not c2.done()
     b.set_result(2)
     b2.set_result(2)
     inner.set_result(3)
-    assert first.result(timeout=WAIT) == 2 and g2.result(timeout=WAIT) == (1, 2)
-    assert g3.result(timeout=WAIT) == [2, 1] and c2.result(timeout=WAIT) == 3
+    assert first.result(timeout=WAIT) == 2
+    assert g2.result(timeout=WAIT) == (1, 2)
+    assert g3.result(timeout=WAIT) == [2, 1]
+    assert c2.result(timeout=WAIT) == 3
 
 
 @pytest.mark.usefixtures("gc_disabled")
@@ -445,7 +453,9 @@ def test_timer_thread_exits_when_idle_and_restarts(monkeypatch: pytest.MonkeyPat
     fired = [threading.Event(), threading.Event()]
     scheduler.schedule(0.01, lambda e: e.set(), fired[0])
     first = scheduler._thread
-    assert first is not None and first.name == "futurekit-timer" and first.daemon
+    assert first is not None
+    assert first.name == "futurekit-timer"
+    assert first.daemon
     assert fired[0].wait(WAIT)
     first.join(WAIT)  # idle: it ends by itself
     assert not first.is_alive()
@@ -453,7 +463,8 @@ def test_timer_thread_exits_when_idle_and_restarts(monkeypatch: pytest.MonkeyPat
     scheduler.schedule(0.01, lambda e: e.set(), fired[1])  # a new deadline starts a new thread
     second = _thread_of(scheduler)
     assert fired[1].wait(WAIT)
-    assert second is not None and second is not first
+    assert second is not None
+    assert second is not first
     second.join(WAIT)
     assert not second.is_alive()
 
@@ -488,7 +499,8 @@ def test_executor_keeps_user_fn_off_the_completing_thread(pool: ThreadPoolExecut
     engine.start()
     engine.join(WAIT)
     out.result(timeout=WAIT)
-    assert ran_on and ran_on[0].startswith("combinator-test")
+    assert ran_on
+    assert ran_on[0].startswith("combinator-test")
 
 
 # ----------------------------------------------------------------------------- scale
@@ -506,7 +518,9 @@ def test_gather_all_one_million_done_or_pending() -> None:
         futures[i].set_result(i)
     elapsed = time.perf_counter() - start
     result = out.result(timeout=WAIT)
-    assert len(result) == n and result[12345] == 12345 and result[-1] == n - 1
+    assert len(result) == n
+    assert result[12345] == 12345
+    assert result[-1] == n - 1
     del futures, result
 
     # Linear: ten times the inputs cost well under a hundred times the time (generous

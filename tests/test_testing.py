@@ -162,7 +162,8 @@ def test_inline_works_with_stdlib_wait_as_completed_and_asyncio() -> None:
     with InlineExecutor() as ex:
         fs = [ex.submit(abs, -i) for i in range(3)]
         done, not_done = cf.wait(fs, timeout=WAIT)
-        assert done == set(fs) and not not_done
+        assert done == set(fs)
+        assert not not_done
         assert sorted(f.result(timeout=0) for f in cf.as_completed(fs, timeout=WAIT)) == [0, 1, 2]
 
         async def main() -> int:
@@ -224,12 +225,14 @@ def test_shuffled_submit_only_queues() -> None:
     calls: list[int] = []
     with ShuffledExecutor(seed=0) as ex:
         f = ex.submit(calls.append, 1)
-        assert not f.done() and not f.running()
+        assert not f.done()
+        assert not f.running()
         assert calls == []
         assert ex.pending == 1
         assert ex.run_next() is True
         assert calls == [1]
-        assert f.done() and f.result(timeout=0) is None
+        assert f.done()
+        assert f.result(timeout=0) is None
         assert ex.pending == 0
         assert ex.run_next() is False
 
@@ -376,7 +379,8 @@ def test_shuffled_run_until_stops_early() -> None:
         fs = [ex.submit(int, str(i)) for i in range(10)]
         target = fs[4]
         ran = ex.run_until(target)
-        assert target.done() and target.result(timeout=0) == 4
+        assert target.done()
+        assert target.result(timeout=0) == 4
         assert 1 <= ran <= 10
         assert ran + ex.pending == 10
         assert sum(f.done() for f in fs) == ran

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-
 from typing import assert_type
 
 import futurekit as fk
@@ -73,7 +72,7 @@ assert_type(
             bytes | BaseException,
             float | BaseException,
             list[int] | BaseException,
-            None | BaseException,
+            BaseException | None,
         ]
     ],
 )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-
 from typing import assert_type
 
 import futurekit as fk
