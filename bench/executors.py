@@ -229,11 +229,11 @@ class Pools:
 def fk_engine_over_ppe(ppe: cf.ProcessPoolExecutor, fn: Callable[..., Any], n: int, ordered: bool) -> None:
     """futurekit's map engine (compact chunk protocol) over a bare stdlib pool, without the remote-traceback
     layer of fk.processes(): separates the engine's cost from the executor's."""
-    from futurekit._chunks import run_chunk
     from futurekit._map import iter_map
+    from futurekit._process.chunks import run_items
 
     def submit(f: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
-        return ppe.submit(run_chunk, f, chunk)
+        return ppe.submit(run_items, f, chunk)
 
     consume(
         iter_map(

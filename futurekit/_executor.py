@@ -8,9 +8,11 @@ a runner that never raises, and rebuilds the outcome in the parent: the
 original exception type with the worker's real frames, and a
 ``WorkerCrashedError`` naming the task when a worker dies.
 
-``processes()`` wraps futurekit's own pool, :class:`futurekit._pool.ProcessPool`,
-which fails only the task a dead worker was running and replaces that worker.
-A process pool the user supplies goes through :mod:`futurekit._supervisor`.
+In remote mode it talks to one interface, :class:`futurekit._process.Backend`:
+``processes()`` wraps futurekit's own pool (:mod:`futurekit._process.pool`),
+which fails only the task a dead worker was running and replaces that worker;
+a process pool the user supplies goes through the adapter
+:mod:`futurekit._process.foreign`.
 """
 
 from __future__ import annotations
@@ -26,20 +28,13 @@ from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from . import _calls, _chunks, _pool, _supervisor, _worker
+from ._process import Backend
+from ._process.chunks import ChunkResult, run_items
+from ._process.foreign import ForeignPool, accepts_cancel_futures
+from ._process.pool import ProcessPool
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-def _describe_chunk(fn: Callable[..., Any], chunk: list[Any]) -> str:
-    if isinstance(fn, _chunks.Star):
-        text = _calls.describe_call(fn.fn, chunk[0] if chunk else (), {})
-    else:
-        text = _calls.describe_call(fn, (chunk[0],) if chunk else (), {})
-    if len(chunk) > 1:
-        text += f" and {len(chunk) - 1} more items of one map() chunk"
-    return text
 
 
 class Executor(concurrent.futures.Executor):
@@ -97,15 +92,15 @@ class Executor(concurrent.futures.Executor):
             raise TypeError(f"Executor() needs an executor with a submit() method, not {type(inner).__name__}")
         self._inner = inner
         self._remote = isinstance(inner, ProcessPoolExecutor) if remote is None else bool(remote)
-        self._supervisor: _supervisor.Supervisor | _pool.ProcessPool | None = None
-        if isinstance(inner, _pool.ProcessPool):
-            self._remote, self._supervisor = True, inner
+        self._backend: Backend | None = None  # remote mode: the pool behind one interface
+        if isinstance(inner, ProcessPool):
+            self._remote, self._backend = True, inner
         elif self._remote:
-            self._supervisor = _supervisor.Supervisor(inner)
+            self._backend = ForeignPool(inner)
         self._closed = False
         self._shutdown_lock = threading.Lock()
         self._max_workers: int | None = getattr(inner, "_max_workers", None)
-        self._cancel_kw = _supervisor.accepts_cancel_futures(inner)
+        self._cancel_kw = accepts_cancel_futures(inner)
 
     @property
     def max_workers(self) -> int | None:
@@ -203,28 +198,21 @@ class Executor(concurrent.futures.Executor):
                 then it never runs; it returns False once the task is running
                 (``running()`` is True) or done.
         """
-        sup = self._supervisor
-        if sup is None:
+        backend = self._backend
+        if backend is None:
             return self._inner.submit(fn, *args, **kwargs)
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        return _pool.submit_call(sup.submit_task, fn, args, kwargs)
+        return backend.submit_call(fn, args, kwargs)
 
-    def _submit_chunk(self, fn: Callable[..., Any], chunk: list[Any]) -> Future[_chunks.ChunkResult]:
+    def _submit_chunk(self, fn: Callable[..., Any], chunk: list[Any]) -> Future[ChunkResult]:
         """Submit one map() chunk as one task (see futurekit._map.iter_map)."""
-        sup = self._supervisor
-        if sup is None:
-            return self._inner.submit(_chunks.run_chunk, fn, chunk)
+        backend = self._backend
+        if backend is None:
+            return self._inner.submit(run_items, fn, chunk)
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        payload = _calls.dump_call(fn, tuple(chunk), {})
-        sent = len(payload)
-        return sup.submit_task(
-            _worker.run_chunk,
-            payload,
-            lambda data, describe: _calls.decode_chunk(data, describe, sent),
-            lambda: _describe_chunk(fn, chunk),
-        )
+        return backend.submit_chunk(fn, chunk)
 
     def map(
         self,
@@ -336,8 +324,8 @@ class Executor(concurrent.futures.Executor):
         """
         with self._shutdown_lock:
             self._closed = True
-        if self._supervisor is not None:
-            self._supervisor.shutdown(wait, cancel_futures=cancel_futures)
+        if self._backend is not None:
+            self._backend.shutdown(wait, cancel_futures=cancel_futures)
         elif cancel_futures and self._cancel_kw:
             self._inner.shutdown(wait=wait, cancel_futures=True)
         else:
@@ -363,8 +351,8 @@ class Executor(concurrent.futures.Executor):
 
     def __repr__(self) -> str:
         state = "shut down" if self._closed else "running"
-        sup = self._supervisor
-        if sup is not None and sup.broken is not None:
+        backend = self._backend
+        if backend is not None and backend.broken is not None:
             state = "broken"
         kind = "remote" if self._remote else "local"
         return f"<futurekit.Executor {type(self.inner).__name__} {kind} max_workers={self._max_workers} {state}>"
@@ -416,7 +404,7 @@ def _default_start_method() -> str:
     # and starts workers far faster than "spawn". No start method by itself stops
     # workers from outliving a SIGKILLed parent (measured on 3.11: the stdlib's
     # fork, forkserver and spawn pools all leak them), so every worker also runs
-    # a thread that exits it when its parent dies (futurekit._worker). Where
+    # a thread that exits it when its parent dies (futurekit._process.worker). Where
     # forkserver is missing or unsafe (Windows, macOS), "spawn".
     methods = multiprocessing.get_all_start_methods()
     if sys.platform.startswith("linux") and "forkserver" in methods:
@@ -504,4 +492,4 @@ def processes(
     if mp_context is None:
         mp_context = _default_start_method()
     ctx: Any = multiprocessing.get_context(mp_context) if isinstance(mp_context, str) else mp_context
-    return Executor(_pool.ProcessPool(max_workers, ctx, initializer, initargs, max_tasks_per_child))
+    return Executor(ProcessPool(max_workers, ctx, initializer, initargs, max_tasks_per_child))

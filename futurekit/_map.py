@@ -37,7 +37,7 @@ from itertools import chain, compress, islice, starmap
 from time import monotonic
 from typing import Any, Generic, TypeVar, cast
 
-from ._chunks import Star
+from ._process.chunks import Star
 
 R = TypeVar("R")
 
@@ -348,7 +348,7 @@ def _drain(state: _MapState[R], values: list[Any], n: int) -> Iterator[R]:
 
 
 def _scan(state: _MapState[R], values: tuple[Any, ...]) -> Iterator[R]:
-    """An iterator over ``values``, all small immutable scalars (see :func:`futurekit._chunks.scalar_batch`).
+    """An iterator over ``values``, all small immutable scalars (see :func:`futurekit._process.chunks.scalar_batch`).
 
     It keeps the tuple until the batch ends, which nobody can observe (none of
     its values can be weakly referenced), and costs a third of :func:`_drain`
@@ -444,7 +444,7 @@ def iter_map(
     of the leading items that succeeded, the exception of the item after them
     (or None), the seconds the worker spent running the items, and the bytes
     the chunk's items and results took pickled (0 if they were not).
-    :func:`futurekit._chunks.run_chunk` implements it; ``values`` must be a list, which the
+    :func:`futurekit._process.chunks.run_items` implements it; ``values`` must be a list, which the
     iterator empties as it yields (so it holds no yielded result). The outcome
     pickles like a plain list of values, about five times cheaper per trivial
     item than per-item ``(ok, value)`` pairs and 1-tuples.
@@ -523,9 +523,9 @@ def iter_map(
 
     Example:
         >>> from concurrent.futures import ThreadPoolExecutor
-        >>> from futurekit._chunks import run_chunk
+        >>> from futurekit._process.chunks import run_items
         >>> with ThreadPoolExecutor(2) as pool:
-        ...     submit = lambda fn, chunk: pool.submit(run_chunk, fn, chunk)
+        ...     submit = lambda fn, chunk: pool.submit(run_items, fn, chunk)
         ...     list(iter_map(submit, abs, ([-1, -2, 3],), timeout=10, chunksize=2, buffersize=None,
         ...                   ordered=True, workers=2, auto_chunk=False))
         ...     it = iter_map(submit, pow, ([2, 3, 4], [2, 2]), timeout=10, chunksize=None,

@@ -207,7 +207,7 @@ def orphan_main(method: str) -> None:
     futures = [ex.submit(block_briefly) for _ in range(2)]  # occupy both workers
     pids = {f.result(timeout=60) for f in futures}
     inner: Any = ex.inner
-    pids |= {w.process.pid for w in inner._state.workers}
+    pids |= {w.process.pid for w in inner._engine.workers}
     print(" ".join(str(p) for p in sorted(pids)), flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from futurekit._chunks import run_chunk
+from futurekit._process.chunks import run_items
 
 
 class ItemError(Exception):
@@ -53,7 +53,7 @@ class Token:
 
 
 class Recorder:
-    """A submit_chunk adapter over an executor (chunks run by futurekit._chunks.run_chunk) recording each chunk's size."""
+    """A submit_chunk adapter over an executor (chunks run by run_items) recording each chunk's size."""
 
     def __init__(self, executor: cf.Executor) -> None:
         self.executor = executor
@@ -62,7 +62,7 @@ class Recorder:
         self.lock = threading.Lock()
 
     def __call__(self, fn: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
-        fut = self.executor.submit(run_chunk, fn, chunk)
+        fut = self.executor.submit(run_items, fn, chunk)
         with self.lock:
             self.sizes.append(len(chunk))
             self.futures.append(fut)

@@ -159,7 +159,7 @@ def fail_parent_only() -> NoReturn:
 def fail_chained() -> NoReturn:
     """KeyError from ValueError (explicit cause), while handling ZeroDivisionError (context)."""
     try:
-        1 / 0  # noqa: B018
+        1 / 0
     except ZeroDivisionError:
         try:
             int("nope")
@@ -280,7 +280,7 @@ def render_and_capture(case: str) -> tuple[str, bytes]:
     """Run a failing case here; return this process's own rendering and the captured bytes."""
     import traceback
 
-    from futurekit._remote import capture
+    from futurekit._process.exceptions import capture
 
     try:
         _RENDER_CASES[case]()

@@ -17,9 +17,11 @@ import pytest
 from map_helpers import CountingInput, CtrlC, ItemError, Recorder, Token, add, fail_on_7, inc, spin
 
 import futurekit as fk
-from futurekit import _chunks, _map
-from futurekit._chunks import run_chunk
+from futurekit import _map
 from futurekit._map import iter_map
+from futurekit._process import chunks as _chunks
+from futurekit._process.chunks import run_items
+from futurekit._process.payload import decode_chunk
 
 WAIT = 10.0
 W = 2  # workers in every pool here
@@ -253,7 +255,7 @@ class FakeClock:
 def inline_submit(fn: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
     """Runs the chunk at once in the calling thread."""
     fut: cf.Future[Any] = cf.Future()
-    fut.set_result(run_chunk(fn, chunk))
+    fut.set_result(run_items(fn, chunk))
     return fut
 
 
@@ -291,7 +293,7 @@ def test_auto_chunks_keep_messages_near_the_byte_target(monkeypatch: pytest.Monk
 
     def submit(fn: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
         sizes.append(len(chunk))
-        values, err, seconds, _ = run_chunk(fn, chunk)
+        values, err, seconds, _ = run_items(fn, chunk)
         fut: cf.Future[Any] = cf.Future()
         fut.set_result((values, err, seconds, 1000 * len(chunk)))  # as if each item pickled to 1 kB
         return fut
@@ -305,7 +307,7 @@ def test_decode_chunk_reports_the_bytes_sent_and_received() -> None:
     import pickle
 
     data = pickle.dumps(([1, 2], None, 0.5))
-    assert fk._calls.decode_chunk(data, str, 7) == ([1, 2], None, 0.5, 7 + len(data))
+    assert decode_chunk(data, str, 7) == ([1, 2], None, 0.5, 7 + len(data))
 
 
 def test_auto_chunks_start_small_and_grow(process_pool: cf.ProcessPoolExecutor) -> None:
@@ -448,7 +450,7 @@ def test_chunk_future_failure_fails_its_items(thread_pool: cf.ThreadPoolExecutor
             fut: cf.Future[Any] = cf.Future()
             fut.set_exception(cf.process.BrokenProcessPool("worker died"))
             return fut
-        return thread_pool.submit(run_chunk, fn, chunk)
+        return thread_pool.submit(run_items, fn, chunk)
 
     got = []
     with pytest.raises(cf.process.BrokenProcessPool):
@@ -483,7 +485,7 @@ def test_submit_error_later_chunk_raises_in_order(thread_pool: cf.ThreadPoolExec
         calls += 1
         if calls == 2:
             raise TypeError("cannot pickle")
-        return thread_pool.submit(run_chunk, fn, chunk)
+        return thread_pool.submit(run_items, fn, chunk)
 
     it = run(submit, inc, range(10), chunksize=3)
     assert [next(it) for _ in range(3)] == [1, 2, 3]

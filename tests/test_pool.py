@@ -1,4 +1,4 @@
-"""futurekit's own process pool (futurekit._pool): hand-over policy, crash requeue, stopping, initializer failure."""
+"""futurekit's own process pool (futurekit._process): hand-over policy, crash requeue, stopping, initializer failure."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ import pytest
 from executor_helpers import TIMEOUT, Kit
 
 import futurekit as fk
-from futurekit import _pool, _poolstate
+from futurekit._process import engine as _engine
+from futurekit._process.payload import decode_value
+from futurekit._process.pool import ProcessPool
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX exit codes")
 
@@ -28,12 +30,12 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX exit code
 
 def _state(
     max_workers: int, loads: list[tuple[int, float]], spawning: int = 0
-) -> tuple[_poolstate.PoolState, list[_poolstate.Worker]]:
-    state = _poolstate.PoolState(multiprocessing.get_context("spawn"), max_workers, None, (), None)
+) -> tuple[_engine.Engine, list[_engine.Worker]]:
+    state = _engine.Engine(multiprocessing.get_context("spawn"), max_workers, None, (), None)
     workers = []
     for load, last in loads:
-        w = _poolstate.Worker(None, Any, Any, None)  # type: ignore[arg-type]
-        w.sent.extend(_poolstate.Task(b"", fk._calls.decode_value, str) for _ in range(load))
+        w = _engine.Worker(None, Any, Any, None)  # type: ignore[arg-type]
+        w.assigned.extend(_engine.Task(i, b"", decode_value, str) for i in range(load))
         w.last_seconds = last
         workers.append(w)
     state.workers = workers
@@ -41,7 +43,7 @@ def _state(
     return state, workers
 
 
-def _close(state: _poolstate.PoolState) -> None:
+def _close(state: _engine.Engine) -> None:
     state.begin_shutdown(False)
 
 
@@ -129,9 +131,9 @@ def test_shutdown_waiting_from_a_done_callback_does_not_deadlock(kit1: Kit) -> N
 
 
 def test_a_pool_dropped_without_shutdown_lets_its_workers_exit() -> None:
-    pool = _pool.ProcessPool(1, multiprocessing.get_context("forkserver"))
+    pool = ProcessPool(1, multiprocessing.get_context("forkserver"))
     assert pool.submit(h.square, 5).result(timeout=TIMEOUT) == 25
-    state = pool._state
+    state = pool._engine
     sentinels = [w.process.sentinel for w in state.workers]
     ref = weakref.ref(pool)
     del pool
@@ -154,11 +156,11 @@ def test_initializer_failure_chains_the_initializers_exception() -> None:
 def test_workers_start_on_demand_up_to_max_workers() -> None:
     with fk.processes(3, mp_context="forkserver") as ex:
         inner: Any = ex.inner
-        assert inner._state.workers == []
+        assert inner._engine.workers == []
         assert ex.submit(h.square, 2).result(timeout=TIMEOUT) == 4
-        assert len(inner._state.workers) == 1  # one task, one worker
+        assert len(inner._engine.workers) == 1  # one task, one worker
         assert sorted(ex.map(h.square, range(50))) == [i * i for i in range(50)]
-        assert len(inner._state.workers) <= 3
+        assert len(inner._engine.workers) <= 3
 
 
 def test_interpreter_exit_waits_for_pending_tasks_and_refuses_new_ones(tmp_path: Any) -> None:
@@ -209,7 +211,7 @@ def test_threads_that_cannot_start_break_the_pool_without_hanging(monkeypatch: p
         with pytest.raises(BrokenProcessPool):
             ex.submit(h.square, 1)
     inner: Any = ex.inner
-    assert inner._state.finished.is_set()
+    assert inner._engine.finished.is_set()
 
 
 @pytest.mark.parametrize("method", ["forkserver", "fork"])

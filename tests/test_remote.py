@@ -1,4 +1,4 @@
-"""The process boundary codec (futurekit._remote): calls out, results and exceptions back.
+"""The process boundary codec (futurekit._process: payload, exceptions, frames): calls out, results and exceptions back.
 
 In-process unit tests first (fast), then the same guarantees through a real
 ProcessPoolExecutor (forkserver where available, else spawn; one pool for the
@@ -28,8 +28,10 @@ import pytest
 import remote_helpers as h
 
 from futurekit import RemoteError, SerializationError, WorkerCrashedError
-from futurekit._calls import describe_call, dump_call, load_result, run_call
-from futurekit._remote import KEEP_HEAD, KEEP_TAIL, capture, rebuild
+from futurekit._process.exceptions import capture, rebuild
+from futurekit._process.frames import KEEP_HEAD, KEEP_TAIL
+from futurekit._process.payload import describe_call, dump_call, load_result
+from futurekit._process.worker import run_call
 
 HELPERS = Path(h.__file__).read_text().splitlines()
 
@@ -103,11 +105,11 @@ def test_frames_without_column_information_draw_no_markers() -> None:
     del env, primary_etc
     exc = raised(lambda: h.fail_nested("x"))
     # Simulate a worker running with -X no_debug_ranges: strip the columns from the captured frames.
-    from futurekit import _remote
+    from futurekit._process import frames
 
-    tb_data = _remote._tb_data(exc.__traceback__)
+    tb_data = frames.tb_data(exc.__traceback__)
     stripped = (tuple((*f[:6], None, None, None) for f in tb_data[0]), tb_data[1])
-    tb = _remote._build_traceback(stripped)
+    tb = frames.build_traceback(stripped)
     text = "".join(traceback.format_exception(ValueError("x").with_traceback(tb)))
     assert "^" not in text
     assert "~" not in text
@@ -394,10 +396,10 @@ def test_cost_is_below_the_stdlib_string_traceback() -> None:
     """capture + rebuild of a 20-frame error costs less than 0.8x traceback.format_exception (best of 5)."""
     exc = raised(lambda: h.failing_frames(20))
     assert len(traceback.extract_tb(exc.__traceback__)) >= 20
-    from futurekit import _remote
+    from futurekit._process import frames
 
     def ours() -> None:
-        _remote._CODE_CACHE.clear()  # no help from the cache
+        frames._CODE_CACHE.clear()  # no help from the cache
         rebuild(capture(exc))
 
     number = 50
@@ -660,9 +662,7 @@ def test_pool_recursion_error(pool: ProcessPoolExecutor) -> None:
 
 
 def test_module_import_is_light() -> None:
-    code = (
-        "import sys, futurekit._remote, futurekit._calls; print('tblib' in sys.modules, 'pickletools' in sys.modules)"
-    )
+    code = "import sys, futurekit._process.exceptions, futurekit._process.payload; print('tblib' in sys.modules, 'pickletools' in sys.modules)"
     import subprocess
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)

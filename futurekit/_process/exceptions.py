@@ -1,234 +1,41 @@
 """The exception codec of the process boundary: an exception crosses as bytes and arrives as itself.
 
 Child side: :func:`capture` turns any exception into bytes, with its traceback
-as frame data (file, name, line and column positions), its
-``__cause__``/``__context__`` chain, notes and exception-group members, and
-falls back to :class:`~futurekit.RemoteError` when the exception cannot cross.
-Parent side: :func:`rebuild` turns those bytes back into the original type
-with the child's real frames. (The call codec that uses it is ``_calls``.)
+as frame data (:mod:`futurekit._process.frames`), its ``__cause__``/``__context__``
+chain, notes and exception-group members, and falls back to
+:class:`~futurekit.RemoteError` when the exception cannot cross. Parent side:
+:func:`rebuild` turns those bytes back into the original type with the
+child's real frames. (The codec of calls and results is
+:mod:`futurekit._process.payload`.) A traceback is captured as it is: a
+runner that wants its own frames left out strips them first
+(:func:`futurekit._process.worker.run_call` does).
 
 Why not ``tblib.pickling_support``: its "per instance" registration still
 calls ``copyreg.pickle(type(exc), ...)`` (a process-global change), and its
 rebuilt frames come from ``exec`` of a stub whose column table is wrong
 (wrong ``^^^^`` markers on 3.11+, tblib issue 76) and whose ``f_back`` pins the
 rebuilding thread's frames. Here the reductions live on a private
-:class:`pickle.Pickler` (``reducer_override``), so nothing global changes,
-and every rebuilt frame is the frame of an *unstarted generator* whose code
-object carries the child's exact positions in its location table: the
-traceback renders exactly as the worker would have rendered it, and the
-frames reference nothing of the caller (``f_back is None``).
+:class:`pickle.Pickler` (``reducer_override``), so nothing global changes.
 """
 
 from __future__ import annotations
 
 import io
-import itertools
 import os
 import pickle
 import types
 from typing import Any, Final
 
-from ._errors import RemoteError
+from .._errors import RemoteError
+from .frames import TbData, build_traceback, omitted_note
+from .frames import tb_data as frames_tb_data
+from .names import describe_error, safe_str, type_name
+from .wire import PROTOCOL
 
 __all__ = ["capture", "rebuild"]
 
-PROTOCOL: Final = pickle.HIGHEST_PROTOCOL
-_PROTOCOL: Final = PROTOCOL
 _FORMAT: Final = "futurekit-exc-1"
-KEEP_HEAD: Final = 50
-"""Remote frames kept from the outermost end of a deep traceback."""
-KEEP_TAIL: Final = 50
-"""Remote frames kept from the innermost end (where it was raised)."""
 _MAX_CHAIN: Final = 50
-
-# (filename, name, qualname, module name, co_firstlineno, lineno, end_lineno, col, end_col)
-_FrameData = tuple[str, str, str, "str | None", int, "int | None", "int | None", "int | None", "int | None"]
-# (frames, number of frames omitted after the first KEEP_HEAD)
-_TbData = tuple[tuple[_FrameData, ...], int]
-
-# Leading frames of these modules (the worker-side runners) are left out of remote tracebacks.
-_TRAMPOLINES: Final = frozenset({__name__, "futurekit._calls", "futurekit._worker"})
-
-# --------------------------------------------------------------------------- names
-
-
-def type_name(cls: type) -> str:
-    """Qualified name of a class, e.g. ``mymod.ParseError`` or ``ValueError``."""
-    module = getattr(cls, "__module__", None)
-    qualname = getattr(cls, "__qualname__", None) or getattr(cls, "__name__", "?")
-    if module in (None, "builtins"):
-        return str(qualname)
-    return f"{module}.{qualname}"
-
-
-def callable_name(fn: object) -> str:
-    """``module.qualname`` of a callable; never raises."""
-    try:
-        inner = fn
-        for _ in range(10):  # functools.partial and friends
-            nested = getattr(inner, "func", None)
-            if nested is None or not callable(nested):
-                break
-            inner = nested
-        qualname = getattr(inner, "__qualname__", None)
-        if not isinstance(qualname, str):
-            qualname = type_name(type(inner))
-            return qualname
-        module = getattr(inner, "__module__", None)
-        if isinstance(module, str) and module != "builtins":
-            return f"{module}.{qualname}"
-        return qualname
-    except BaseException:
-        return f"<{type(fn).__name__} object>"
-
-
-def _safe_str(exc: BaseException) -> str:
-    """``str(exc)`` or a placeholder when its ``__str__`` fails (in any way)."""
-    try:
-        return str(exc)
-    except BaseException as err:
-        return f"<str() failed: {type(err).__name__}>"
-
-
-# --------------------------------------------------------------------------- traceback data
-
-
-def _frame_data(tb: types.TracebackType) -> _FrameData:
-    """File, name, module and exact source positions of one traceback entry."""
-    frame = tb.tb_frame
-    code = frame.f_code
-    lineno: int | None = tb.tb_lineno
-    end_lineno = col = end_col = None
-    lasti = tb.tb_lasti
-    if lasti >= 0:
-        try:
-            pos = next(itertools.islice(code.co_positions(), lasti // 2, None))
-        except StopIteration:
-            pass
-        else:
-            # The traceback module falls back to tb_lineno when there is no line.
-            if pos[0] is not None:
-                lineno = pos[0]
-            end_lineno, col, end_col = pos[1], pos[2], pos[3]
-    module = frame.f_globals.get("__name__")
-    return (
-        code.co_filename,
-        code.co_name,
-        code.co_qualname,
-        module if isinstance(module, str) else None,
-        code.co_firstlineno,
-        lineno,
-        end_lineno,
-        col,
-        end_col,
-    )
-
-
-def _tb_data(tb: types.TracebackType | None) -> _TbData:
-    """The frames of a traceback as data; deep ones lose their middle.
-
-    Leading frames of futurekit's own worker trampolines are left out, so a
-    remote traceback starts at the user's function.
-    """
-    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_globals.get("__name__") in _TRAMPOLINES:
-        tb = tb.tb_next
-    entries: list[types.TracebackType] = []
-    while tb is not None:
-        entries.append(tb)
-        tb = tb.tb_next
-    omitted = 0
-    if len(entries) > KEEP_HEAD + KEEP_TAIL:
-        omitted = len(entries) - KEEP_HEAD - KEEP_TAIL
-        entries = entries[:KEEP_HEAD] + entries[-KEEP_TAIL:]
-    return tuple(_frame_data(t) for t in entries), omitted
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 64:
-        out.append(64 | (value & 63))
-        value >>= 6
-    out.append(value)
-    return bytes(out)
-
-
-def _svarint(value: int) -> bytes:
-    return _varint((-value << 1) | 1 if value < 0 else value << 1)
-
-
-_STUB_CODE: types.CodeType | None = None
-_CODE_CACHE: dict[_FrameData, types.CodeType] = {}
-_CODE_CACHE_MAX: Final = 2048
-
-
-def _stub_code() -> types.CodeType:
-    """Code of an empty generator function; its frames stand in for remote ones."""
-    global _STUB_CODE
-    if _STUB_CODE is None:
-        module = compile("def _futurekit_remote_frame():\n    yield\n", "<futurekit>", "exec")
-        _STUB_CODE = next(c for c in module.co_consts if isinstance(c, types.CodeType))
-    return _STUB_CODE
-
-
-def _code_for(frame: _FrameData) -> types.CodeType:
-    """A code object named and placed like the remote frame, every instruction at its positions."""
-    code = _CODE_CACHE.get(frame)
-    if code is not None:
-        return code
-    filename, name, qualname, _module, firstlineno, lineno, end_lineno, col, end_col = frame
-    stub = _stub_code()
-    units = len(stub.co_code) // 2
-    # Location table (CPython's Objects/locations.md; the same format on
-    # 3.11-3.13): entries of up to 8 code units each, all at the same place.
-    # The first entry's line is relative to co_firstlineno, later ones to it.
-    table = bytearray()
-    first = True
-    while units > 0:
-        n = min(units, 8)
-        units -= n
-        delta = 0
-        if first and lineno is not None:
-            delta = lineno - firstlineno
-        first = False
-        if lineno is None:  # no location: the traceback module uses tb_lineno
-            table.append(0x80 | (15 << 3) | (n - 1))
-        elif end_lineno is None or col is None or end_col is None or end_lineno < lineno:
-            table.append(0x80 | (13 << 3) | (n - 1))  # line only: no column markers
-            table += _svarint(delta)
-        else:
-            table.append(0x80 | (14 << 3) | (n - 1))
-            table += _svarint(delta) + _varint(end_lineno - lineno) + _varint(col + 1) + _varint(end_col + 1)
-    code = stub.replace(
-        co_filename=filename,
-        co_name=name,
-        co_qualname=qualname,
-        co_firstlineno=firstlineno,
-        co_linetable=bytes(table),
-    )
-    if len(_CODE_CACHE) >= _CODE_CACHE_MAX:
-        _CODE_CACHE.clear()
-    _CODE_CACHE[frame] = code
-    return code
-
-
-def _build_traceback(data: _TbData) -> types.TracebackType | None:
-    """Real traceback objects for frame data; the frames reference nothing of ours."""
-    frames, _omitted = data
-    tb: types.TracebackType | None = None
-    for frame in reversed(frames):
-        code = _code_for(frame)
-        f_globals = {"__name__": frame[3], "__file__": frame[0]}
-        # An unstarted generator's frame: no code runs, f_back is None, and the
-        # traceback module reads positions from tb_lasti in code we control.
-        gen_frame = types.FunctionType(code, f_globals)().gi_frame
-        lineno = frame[5]
-        tb = types.TracebackType(tb, gen_frame, 0, lineno if lineno is not None else 0)
-    return tb
-
-
-def _omitted_note(count: int) -> str:
-    return f"futurekit: {count} remote frames omitted (kept the first {KEEP_HEAD} and the last {KEEP_TAIL})"
-
 
 # --------------------------------------------------------------------------- exception (re)construction
 
@@ -260,9 +67,9 @@ def _apply_state(exc: BaseException, state: tuple[Any, ...], build_tb: bool) -> 
         if tb_data[1]:
             if not isinstance(getattr(exc, "__notes__", None), list):
                 exc.__notes__ = []
-            exc.__notes__.append(_omitted_note(tb_data[1]))
+            exc.__notes__.append(omitted_note(tb_data[1]))
         if build_tb:
-            exc.__traceback__ = _build_traceback(tb_data)
+            exc.__traceback__ = build_traceback(tb_data)
 
 
 def _set_exception_state(exc: BaseException, state: tuple[Any, ...]) -> None:
@@ -275,9 +82,9 @@ def _set_exception_state_verify(exc: BaseException, state: tuple[Any, ...]) -> N
     _apply_state(exc, state, False)
 
 
-def _rebuild_traceback(data: _TbData) -> types.TracebackType | None:
+def _rebuild_traceback(data: TbData) -> types.TracebackType | None:
     """Unpickle a traceback found anywhere else in an exception's data."""
-    return _build_traceback(data)
+    return build_traceback(data)
 
 
 def _remote_error(type_name: str, message: str, reason: str) -> RemoteError:
@@ -323,11 +130,6 @@ def _head(
     return (0, reduced[0], tuple(reduced[1])), state, setter, {}
 
 
-def describe_error(err: BaseException) -> str:
-    """``"TypeName: message"``; never raises."""
-    return f"{type(err).__name__}: {_safe_str(err)}"
-
-
 class _CapturePickler(pickle.Pickler):
     """Pickles exceptions and tracebacks as data, on this pickler only (no copyreg change).
 
@@ -339,21 +141,21 @@ class _CapturePickler(pickle.Pickler):
     """
 
     def __init__(
-        self, file: io.BytesIO, cache: dict[int, _TbData], *, safe: bool, bare: int = 0, alt: set[int] | None = None
+        self, file: io.BytesIO, cache: dict[int, TbData], *, safe: bool, bare: int = 0, alt: set[int] | None = None
     ) -> None:
-        super().__init__(file, _PROTOCOL)
+        super().__init__(file, PROTOCOL)
         self.tb_cache = cache
         self.safe = safe
         self.bare = bare
         self.alt = set() if alt is None else alt
 
-    def tb_data(self, tb: types.TracebackType | None) -> _TbData | None:
+    def tb_data(self, tb: types.TracebackType | None) -> TbData | None:
         """Frame data of a traceback, computed once per capture."""
         if tb is None:
             return None
         data = self.tb_cache.get(id(tb))
         if data is None:
-            data = self.tb_cache[id(tb)] = _tb_data(tb)
+            data = self.tb_cache[id(tb)] = frames_tb_data(tb)
         return data
 
     def reducer_override(self, obj: Any) -> Any:
@@ -396,7 +198,7 @@ class _CapturePickler(pickle.Pickler):
                         head: tuple[Any, ...] = (0, _remote_error, _remote_error_args(exc, failure))
                         state: tuple[Any, ...] = (None, None, None, *extras)
                         return _make_exception, head, state, None, None, _set_exception_state
-        (mode, func, args), own_state, setter, attrs = _head(exc, _PROTOCOL, id(exc) in self.alt)
+        (mode, func, args), own_state, setter, attrs = _head(exc, PROTOCOL, id(exc) in self.alt)
         return (
             _make_exception,
             (mode, func, args),
@@ -409,10 +211,10 @@ class _CapturePickler(pickle.Pickler):
 
 def _remote_error_args(exc: BaseException, err: BaseException) -> tuple[str, str, str]:
     """RemoteError arguments for exc, which failed with err."""
-    return (type_name(type(exc)), _safe_str(exc), f"could not be pickled in the worker: {describe_error(err)}")
+    return (type_name(type(exc)), safe_str(exc), f"could not be pickled in the worker: {describe_error(err)}")
 
 
-def _dumps(exc: BaseException, cache: dict[int, _TbData], *, safe: bool) -> bytes:
+def _dumps(exc: BaseException, cache: dict[int, TbData], *, safe: bool) -> bytes:
     """Pickle exc with a :class:`_CapturePickler`."""
     buf = io.BytesIO()
     _CapturePickler(buf, cache, safe=safe).dump(exc)
@@ -436,15 +238,15 @@ def _verify(data: bytes) -> None:
 
 
 # Fallback node: (type name, message, tb data, notes, cause node, context node, suppress_context)
-_Fallback = tuple[str, str, "_TbData | None", "list[str] | None", Any, Any, bool]
+_Fallback = tuple[str, str, "TbData | None", "list[str] | None", Any, Any, bool]
 
 
-def _fallback(exc: BaseException, cache: dict[int, _TbData], depth: int = 0) -> _Fallback:
+def _fallback(exc: BaseException, cache: dict[int, TbData], depth: int = 0) -> _Fallback:
     """Plain-data summary of exc and its chain, for when nothing else can be rebuilt."""
     tb = exc.__traceback__
     tb_data = None
     if tb is not None:
-        tb_data = cache.get(id(tb)) or _tb_data(tb)
+        tb_data = cache.get(id(tb)) or frames_tb_data(tb)
     notes = getattr(exc, "__notes__", None)
     plain_notes = [str(n) for n in notes] if isinstance(notes, list) else None
     cause = context = None
@@ -453,7 +255,7 @@ def _fallback(exc: BaseException, cache: dict[int, _TbData], depth: int = 0) -> 
             cause = _fallback(exc.__cause__, cache, depth + 1)
         if exc.__context__ is not None and exc.__context__ is not exc.__cause__:
             context = _fallback(exc.__context__, cache, depth + 1)
-    return (type_name(type(exc)), _safe_str(exc), tb_data, plain_notes, cause, context, exc.__suppress_context__)
+    return (type_name(type(exc)), safe_str(exc), tb_data, plain_notes, cause, context, exc.__suppress_context__)
 
 
 def capture(exc: BaseException) -> bytes:
@@ -476,7 +278,7 @@ def capture(exc: BaseException) -> bytes:
         Bytes for :func:`rebuild`.
 
     Example:
-        >>> from futurekit._remote import capture, rebuild
+        >>> from futurekit._process.exceptions import capture, rebuild
         >>> try:
         ...     {}["missing"]
         ... except KeyError as exc:
@@ -491,7 +293,7 @@ def capture(exc: BaseException) -> bytes:
         Thread safety: Safe from any thread; does not modify exc.
         Cancellation: Not applicable.
     """
-    cache: dict[int, _TbData] = {}
+    cache: dict[int, TbData] = {}
     primary: bytes | None = None
     reason = ""
     try:
@@ -510,9 +312,9 @@ def capture(exc: BaseException) -> bytes:
     except BaseException:
         fallback = None
     try:
-        return pickle.dumps((_FORMAT, os.getpid(), primary, fallback, reason), _PROTOCOL)
+        return pickle.dumps((_FORMAT, os.getpid(), primary, fallback, reason), PROTOCOL)
     except BaseException:  # pragma: no cover - only plain data is left
-        return pickle.dumps((_FORMAT, os.getpid(), None, None, reason), _PROTOCOL)
+        return pickle.dumps((_FORMAT, os.getpid(), None, None, reason), PROTOCOL)
 
 
 def _from_fallback(node: _Fallback, reason: str) -> RemoteError:
@@ -523,8 +325,8 @@ def _from_fallback(node: _Fallback, reason: str) -> RemoteError:
         err.__notes__ = list(notes)
     if tb_data is not None:
         if tb_data[1]:
-            err.add_note(_omitted_note(tb_data[1]))
-        err.__traceback__ = _build_traceback(tb_data)
+            err.add_note(omitted_note(tb_data[1]))
+        err.__traceback__ = build_traceback(tb_data)
     if cause is not None:
         err.__cause__ = _from_fallback(cause, reason)
     if context is not None:
@@ -554,7 +356,7 @@ def rebuild(data: bytes) -> BaseException:
 
     Example:
         >>> import traceback
-        >>> from futurekit._remote import capture, rebuild
+        >>> from futurekit._process.exceptions import capture, rebuild
         >>> def parse(text):
         ...     return int(text)
         >>> try:

@@ -33,6 +33,7 @@ waited for, as the stdlib's are.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -44,9 +45,10 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from . import _remote, _worker
-from ._errors import WorkerCrashedError
-from ._settle import set_exception, set_result
+from .._errors import WorkerCrashedError
+from .._settle import set_exception, set_result
+from . import exceptions, wire, worker
+from .payload import Decoder
 
 _log = logging.getLogger("futurekit")
 
@@ -55,10 +57,8 @@ PREFETCH = 2
 #: A busy worker is handed a second task only if its last task ran shorter than this.
 PREFETCH_BELOW_SECONDS = 0.02
 #: Workers dying this many times in a row before running any task break the pool for good.
-MAX_FRUITLESS_DEATHS = 3
+MAX_STARTUP_DEATHS = 3
 
-Decoder = Callable[[bytes, Callable[[], str]], Any]
-Runner = Callable[[bytes], tuple[bool, bytes]]
 Settle = tuple["PoolFuture", BaseException]
 
 
@@ -86,12 +86,13 @@ class PoolFuture(Future[Any]):
 
 
 class Task:
-    """One submitted task: its message for the worker, how to decode the outcome, and its future."""
+    """One submitted task: its id, its message for the worker, how to decode the outcome, and its future."""
 
-    __slots__ = ("decode", "describe", "future", "message")
+    __slots__ = ("decode", "describe", "future", "id", "message")
 
-    def __init__(self, message: bytes, decode: Decoder, describe: Callable[[], str]) -> None:
-        self.message = message
+    def __init__(self, task_id: int, message: bytes, decode: Decoder, describe: Callable[[], str]) -> None:
+        self.id = task_id
+        self.message = message  # wire.HEADER + payload
         self.decode = decode
         self.describe = describe
         self.future = PoolFuture()
@@ -100,13 +101,24 @@ class Task:
 class Worker:
     """A worker process, the parent's ends of its two pipes, and the tasks handed to it."""
 
-    __slots__ = ("budget", "eof", "last_seconds", "lost", "process", "ready", "results", "sent", "stopping", "tasks")
+    __slots__ = (
+        "assigned",
+        "budget",
+        "eof",
+        "last_seconds",
+        "lost",
+        "process",
+        "ready",
+        "results",
+        "stopping",
+        "tasks",
+    )
 
     def __init__(self, process: Any, tasks: Connection, results: Connection, budget: int | None) -> None:
         self.process = process
         self.tasks = tasks  # parent -> worker
         self.results = results  # worker -> parent
-        self.sent: deque[Task] = deque()  # handed over and not finished, oldest first
+        self.assigned: deque[Task] = deque()  # handed to it and not finished, oldest first
         self.budget = budget  # tasks it may still be handed (max_tasks_per_child), None: unlimited
         self.ready = False  # its initializer ran
         self.lost = False  # a send to it failed: it is dead, its sentinel will say so
@@ -123,8 +135,8 @@ class Worker:
         return self.last_seconds != float("inf")
 
 
-class PoolState:
-    """Everything the pool's two threads share.
+class Engine:
+    """The process pool's engine: its workers, its queue and its two threads, and everything they share.
 
     The threads hold this object, never the ``ProcessPool``, so dropping the
     pool object runs its finaliser (a shutdown without waiting).
@@ -151,7 +163,8 @@ class PoolState:
         self.shutdown = False
         self.broken: str | None = None
         self.broken_cause: BaseException | None = None
-        self.fruitless = 0
+        self.startup_deaths = 0  # workers that died in a row before running any task
+        self.next_id = itertools.count(1).__next__  # task ids (0 means "no task" on the wire)
         self.threads: list[threading.Thread] = []
         self.finished = threading.Event()  # the reader has ended: every worker exited
         self.wake_r, self.wake_w = os.pipe()  # wakes the reader (a worker was added; shutdown)
@@ -183,7 +196,7 @@ class PoolState:
             return 0
         usable = [w for w in self.workers if w.usable()]
         room = self.max_workers - len(usable) - self.spawning
-        idle = sum(1 for w in usable if not w.sent)
+        idle = sum(1 for w in usable if not w.assigned)
         return max(0, min(room, len(self.queue) - idle - self.spawning))
 
     def break_pool(self, reason: str, exiting: Worker | None = None) -> list[Settle]:
@@ -198,8 +211,8 @@ class PoolState:
         tasks = list(self.queue)
         self.queue.clear()
         for w in self.workers:
-            tasks.extend(w.sent)
-            w.sent.clear()
+            tasks.extend(w.assigned)
+            w.assigned.clear()
             w.stopping = True
             if w is exiting:
                 continue
@@ -230,11 +243,11 @@ class PoolState:
             if not w.usable():
                 continue
             usable += 1
-            load = len(w.sent)
+            load = len(w.assigned)
             if load == 0:
                 return w
             short = w.last_seconds < PREFETCH_BELOW_SECONDS
-            if load < PREFETCH and short and (busy is None or load < len(busy.sent)):
+            if load < PREFETCH and short and (busy is None or load < len(busy.assigned)):
                 busy = w
         if usable + self.spawning < self.max_workers or self.spawning:
             return None
@@ -266,7 +279,7 @@ class PoolState:
         tasks_r, tasks_w = self.ctx.Pipe(duplex=False)
         results_r, results_w = self.ctx.Pipe(duplex=False)
         process = self.ctx.Process(
-            target=_worker.serve,
+            target=worker.serve,
             args=(tasks_r, results_w, self.initializer, self.initargs, self.max_tasks_per_child),
             name="futurekit-worker",
         )
@@ -307,7 +320,7 @@ class PoolState:
                     task = self.queue.popleft()
                     if not task.future.start():
                         continue  # cancelled while queued
-                    target.sent.append(task)
+                    target.assigned.append(task)
                     if target.budget is not None:
                         target.budget -= 1
             for w in stop:
@@ -329,8 +342,8 @@ class PoolState:
         """
         with self.lock:
             w.lost = True  # hand it nothing more; the reader buries it when its sentinel fires
-            if task in w.sent:
-                w.sent.remove(task)
+            if task in w.assigned:
+                w.assigned.remove(task)
                 self.queue.appendleft(task)
             self.wake_reader()  # it may start the dead worker's replacement now
             self.cond.notify_all()
@@ -387,28 +400,28 @@ class PoolState:
             data = w.results.recv_bytes()
         except (EOFError, OSError):
             return False
-        task_id, ok, seconds = _worker.HEADER.unpack_from(data)
-        if task_id == _worker.READY:
+        kind, task_id, seconds = wire.HEADER.unpack_from(data)
+        if kind == wire.READY:
             w.ready = True
             return True
-        if task_id == _worker.INIT_FAILED:
-            self._init_failed(data[_worker.HEADER.size :], w)
+        if kind == wire.INIT_FAILED:
+            self._init_failed(data[wire.HEADER.size :], w)
             return True
         with self.lock:
-            if not w.sent:  # the pool broke meanwhile and already failed this task
+            if not w.assigned or w.assigned[0].id != task_id:  # the pool broke meanwhile and failed this task
                 return True
-            task = w.sent.popleft()
+            task = w.assigned.popleft()
             w.last_seconds = seconds
-            self.fruitless = 0
+            self.startup_deaths = 0
             self.cond.notify()
-        body = data[_worker.HEADER.size :]
+        body = data[wire.HEADER.size :]
         del data
         future = task.future
         try:
-            if ok:
+            if kind == wire.VALUE:
                 set_result(future, task.decode(body, task.describe))
             else:
-                set_exception(future, _remote.rebuild(body))
+                set_exception(future, exceptions.rebuild(body))
         except BaseException as err:  # a failing decode fails only this task
             if future.done():  # a done-callback raised a BaseException: keep the pool alive
                 _log.error("futurekit: a done-callback of %r raised", future, exc_info=err)
@@ -429,8 +442,8 @@ class PoolState:
         with self.lock:
             if w in self.workers:
                 self.workers.remove(w)
-            sent = list(w.sent)
-            w.sent.clear()
+            sent = list(w.assigned)
+            w.assigned.clear()
             if sent and w.ready:
                 culprit = sent.pop(0)
                 err = WorkerCrashedError(f"worker process {w.process.pid} died", task=culprit.describe(), exitcode=code)
@@ -439,10 +452,10 @@ class PoolState:
             for task in reversed(sent):
                 self.queue.appendleft(task)
             if not w.stopping and w.budget != 0 and self.broken is None and not failures and not w.ran:
-                self.fruitless += 1  # died before running anything
-                if self.fruitless >= MAX_FRUITLESS_DEATHS:
+                self.startup_deaths += 1  # died before running anything
+                if self.startup_deaths >= MAX_STARTUP_DEATHS:
                     failures += self.break_pool(
-                        f"worker processes died {self.fruitless} times in a row without running any "
+                        f"worker processes died {self.startup_deaths} times in a row without running any "
                         f"task (exit codes: {code})"
                     )
             self.cond.notify_all()
@@ -452,7 +465,7 @@ class PoolState:
 
     def _init_failed(self, captured: bytes, w: Worker) -> None:
         """``w``'s initializer raised: the pool is broken for good, as the stdlib's."""
-        cause = _remote.rebuild(captured)
+        cause = exceptions.rebuild(captured)
         with self.lock:
             self.broken_cause = cause
             failures = self.break_pool(

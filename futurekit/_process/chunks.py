@@ -1,8 +1,9 @@
 """What a map chunk is, on both sides: the worker runs it, the parent's map iterator reads its outcome.
 
 Kept apart from :mod:`futurekit._map`, the consumer-side engine: this is the
-part a worker runs (directly in futurekit's pool, through :func:`run_chunk`
-submitted as a task in any other executor) and the shape of what it returns.
+part a worker runs (:func:`run_items`, called by
+:func:`futurekit._process.worker.run_chunk` in a process, or submitted as a task
+to a thread pool) and the shape of what it returns.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ ChunkResult = tuple[list[Any] | tuple[Any, ...], BaseException | None, float, in
 class Star:
     """``Star(fn)(args)`` calls ``fn(*args)``: how a multi-iterable map passes ``fn`` to its chunks.
 
-    Picklable whenever ``fn`` is. :func:`run_chunk` recognises it and uses
+    Picklable whenever ``fn`` is. :func:`run_items` recognises it and uses
     :func:`itertools.starmap`, so it costs nothing per item.
 
     Example:
@@ -51,7 +52,7 @@ class Star:
         return f"Star({self.fn!r})"
 
 
-def run_chunk(fn: Callable[[Any], Any], items: list[Any]) -> tuple[list[Any], BaseException | None, float, int]:
+def run_items(fn: Callable[[Any], Any], items: list[Any]) -> tuple[list[Any], BaseException | None, float, int]:
     """Run one map chunk: ``fn(item)`` for each item, in order, up to the first error.
 
     Runs at C speed (``list.extend`` over ``map``/``starmap``), keeping the
@@ -70,9 +71,9 @@ def run_chunk(fn: Callable[[Any], Any], items: list[Any]) -> tuple[list[Any], Ba
         pickled size, which the caller fills in when it pickles them.
 
     Example:
-        >>> run_chunk(abs, [-1, -2])[:2]
+        >>> run_items(abs, [-1, -2])[:2]
         ([1, 2], None)
-        >>> values, exc, _seconds, _size = run_chunk(Star(divmod), [(7, 2), (1, 0), (3, 1)])
+        >>> values, exc, _seconds, _size = run_items(Star(divmod), [(7, 2), (1, 0), (3, 1)])
         >>> values, type(exc).__name__
         ([(3, 1)], 'ZeroDivisionError')
 

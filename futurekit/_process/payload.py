@@ -1,10 +1,13 @@
-"""The call codec of the process boundary: calls go out as bytes, outcomes come back as bytes.
+"""What crosses the process boundary besides exceptions: calls going out, values coming back.
 
 Parent side: :func:`dump_call` pickles ``(fn, args, kwargs)`` in ``submit``'s
 own thread (so a failure is raised there, at once, as
-:class:`~futurekit.SerializationError`), and :func:`load_result` unpickles a
-result. Child side: :func:`run_call` runs a call and never raises; an
-exception is encoded by ``_remote.capture`` and rebuilt by ``_remote.rebuild``.
+:class:`~futurekit.SerializationError`), and :func:`decode_value` /
+:func:`decode_chunk` unpickle what a worker sent back. Child side:
+:func:`dump_result` pickles a value (or captures the error naming the
+function and the type), and :func:`payload_error` says why a call could not
+be unpickled. The runners that use them are in :mod:`futurekit._process.worker`;
+exceptions cross through :mod:`futurekit._process.exceptions`.
 """
 
 from __future__ import annotations
@@ -16,14 +19,28 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from ._errors import SerializationError
-from ._remote import PROTOCOL as _PROTOCOL
-from ._remote import callable_name as _callable_name
-from ._remote import capture, rebuild
-from ._remote import describe_error as _describe_error
-from ._remote import type_name as _type_name
+from .._errors import SerializationError
+from .exceptions import capture, rebuild
+from .names import callable_name as _callable_name
+from .names import describe_error as _describe_error
+from .names import type_name as _type_name
+from .wire import PROTOCOL as _PROTOCOL
 
-__all__ = ["describe_call", "dump_call", "load_result", "run_call"]
+__all__ = [
+    "Encoded",
+    "decode_chunk",
+    "decode_value",
+    "describe_call",
+    "dump_call",
+    "dump_result",
+    "encode_call",
+    "encode_chunk",
+]
+
+#: Turns what a worker sent back for a task into its value; the callable names the task for errors.
+Decoder = Callable[[bytes, Callable[[], str]], Any]
+#: A task ready to send: its payload, how to decode a successful outcome, and how to name it.
+Encoded = tuple[bytes, Decoder, Callable[[], str]]
 
 _THREADS_HINT: Final = "or use fk.threads() to run it in this process"
 
@@ -73,7 +90,7 @@ def describe_call(
         The description.
 
     Example:
-        >>> from futurekit._calls import describe_call
+        >>> from futurekit._process.payload import describe_call
         >>> describe_call(divmod, (7, "x" * 100), {"key": 2}, limit=60)
         "divmod(7, 'xxxxxxxxxxxxxxxxx...xxxxxxxxxxxxxxxxxx', key=2)"
         >>> len(describe_call(divmod, tuple(range(100)), limit=30))
@@ -153,7 +170,7 @@ def _serialization_error(
 
 
 def dump_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-    """Pickle a call for :func:`run_call` in a worker process.
+    """Pickle a call for :func:`futurekit._process.worker.run_call` in a worker process.
 
     Runs in the submitting thread, so a function or argument that cannot be
     pickled fails ``submit`` at once with a message that names it, instead of
@@ -166,7 +183,7 @@ def dump_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
         kwargs: Keyword arguments.
 
     Returns:
-        The payload for :func:`run_call`.
+        The payload.
 
     Raises:
         SerializationError: ``fn`` or an argument cannot be pickled (any
@@ -175,10 +192,10 @@ def dump_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
             original error is chained as ``__cause__``.
 
     Example:
-        >>> from futurekit._calls import dump_call, run_call
-        >>> ok, data = run_call(dump_call(divmod, (7, 2), {}))
-        >>> ok, __import__("pickle").loads(data)
-        (True, (3, 1))
+        >>> import pickle
+        >>> from futurekit._process.payload import dump_call
+        >>> pickle.loads(dump_call(divmod, (7, 2), {}))
+        (<built-in function divmod>, (7, 2), {})
         >>> dump_call(lambda: 1, (), {})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
@@ -206,7 +223,7 @@ def dump_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
     raise error from error.__cause__
 
 
-# --------------------------------------------------------------------------- run_call (child)
+# --------------------------------------------------------------------------- the child side
 
 
 def unpicklable_result_error(fn: object, result: object, err: BaseException | None = None) -> SerializationError:
@@ -226,15 +243,6 @@ def dump_result(fn: object, result: object) -> tuple[bool, bytes]:
         return True, pickle.dumps(result, _PROTOCOL)
     except BaseException as err:
         return False, capture(unpicklable_result_error(fn, result, err))
-
-
-def _run_one(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, bytes]:
-    """Run fn and encode the outcome (the caller catches nothing)."""
-    try:
-        result = fn(*args, **kwargs)
-    except BaseException as exc:
-        return False, capture(exc)
-    return dump_result(fn, result)
 
 
 def guess_name(payload: bytes) -> str:
@@ -265,42 +273,6 @@ def payload_error(name: str, err: BaseException) -> bytes:
     return capture(exc)
 
 
-def run_call(payload: bytes) -> tuple[bool, bytes]:
-    """Run a call made by :func:`dump_call`; the child-side trampoline.
-
-    Module level, so a process pool pickles it by reference. Never raises, so
-    the pool only ever transports ``(bool, bytes)``: nothing of the user's can
-    break the pool while being (un)pickled on either side.
-
-    Args:
-        payload: Bytes from :func:`dump_call`.
-
-    Returns:
-        ``(True, pickled result)``, or ``(False, capture(exc))`` when the call
-        raised, when its result cannot be pickled (a
-        :class:`~futurekit.SerializationError` naming the function and the
-        type) or when the payload cannot be unpickled here.
-
-    Example:
-        >>> from futurekit._calls import dump_call, run_call
-        >>> from futurekit._remote import rebuild
-        >>> ok, data = run_call(dump_call(int, ("x",), {}))
-        >>> ok, type(rebuild(data)).__name__
-        (False, 'ValueError')
-
-    Concurrency:
-        Blocking: Runs the call in the calling thread (the worker).
-        Callbacks: None.
-        Thread safety: Safe from any thread.
-        Cancellation: Not applicable; it runs to completion.
-    """
-    try:
-        fn, args, kwargs = pickle.loads(payload)
-    except BaseException as err:
-        return False, payload_error(guess_name(payload), err)
-    return _run_one(fn, args, kwargs)
-
-
 def load_result(data: bytes, description: str = "the task") -> Any:
     """Unpickle a successful result in the caller.
 
@@ -317,7 +289,7 @@ def load_result(data: bytes, description: str = "the task") -> Any:
             is not importable, or its ``__setstate__``/constructor fails).
 
     Example:
-        >>> from futurekit._calls import load_result
+        >>> from futurekit._process.payload import load_result
         >>> load_result(__import__("pickle").dumps([1, 2]))
         [1, 2]
 
@@ -357,3 +329,28 @@ def decode_chunk(
     except BaseException:
         values, captured, seconds = load_result(data, describe())
     return values, (None if captured is None else rebuild(captured)), seconds, sent + len(data)
+
+
+def encode_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Encoded:
+    """One call, pickled here (SerializationError at once), with its decoder and its description."""
+    return dump_call(fn, args, kwargs), decode_value, lambda: describe_call(fn, args, kwargs)
+
+
+def describe_chunk(fn: Callable[..., Any], chunk: list[Any]) -> str:
+    """Name a ``map`` chunk in an error message by its first item, e.g. ``"mod.f(1) and 99 more items..."``."""
+    from .chunks import Star
+
+    if isinstance(fn, Star):
+        text = describe_call(fn.fn, chunk[0] if chunk else (), {})
+    else:
+        text = describe_call(fn, (chunk[0],) if chunk else (), {})
+    if len(chunk) > 1:
+        text += f" and {len(chunk) - 1} more items of one map() chunk"
+    return text
+
+
+def encode_chunk(fn: Callable[..., Any], chunk: list[Any]) -> Encoded:
+    """One ``map`` chunk (``fn`` over ``chunk``), pickled here, with its decoder and its description."""
+    data = dump_call(fn, tuple(chunk), {})
+    sent = len(data)
+    return data, lambda body, describe: decode_chunk(body, describe, sent), lambda: describe_chunk(fn, chunk)

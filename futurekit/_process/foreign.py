@@ -1,13 +1,16 @@
-"""Remote mode over a process executor the user supplied (``fk.Executor(ProcessPoolExecutor())``).
+"""The adapter for a process pool the user supplied (``fk.Executor(ProcessPoolExecutor())``, loky...).
 
-A :class:`Supervisor` sends each task to the wrapped pool as ``runner(payload)``
-(see :mod:`futurekit._worker`) and converts the raw outcome in a done-callback
-on the inner future: the original exception with the worker's frames, or the
-decoded value. When the wrapped pool breaks (a worker died), each of its tasks
-fails with :class:`~futurekit.WorkerCrashedError` naming the task; the pool is
-not replaced (it is the user's), and the exit code is not known. Pools made by
-:func:`futurekit.processes` use :mod:`futurekit._pool` instead, which
-attributes each death to its task and replaces the dead worker.
+A :class:`ForeignPool` sends each task to the wrapped pool as
+``run_call(payload)`` or ``run_chunk(payload)`` (see
+:mod:`futurekit._process.worker`) and converts the raw outcome in a
+done-callback on the inner future: the original exception with the worker's
+frames, or the decoded value. When the wrapped pool breaks (a worker died),
+each of its tasks fails with :class:`~futurekit.WorkerCrashedError` naming the
+task; the pool is not replaced (it is the user's), and the exit code is not
+known. Pools made by :func:`futurekit.processes` use
+:mod:`futurekit._process.pool` instead, which attributes each death to its
+task and replaces the dead worker. Both offer the same interface,
+:class:`futurekit._process.Backend`.
 """
 
 from __future__ import annotations
@@ -20,17 +23,16 @@ from concurrent.futures import _base as _futures_base
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from . import _remote
-from ._errors import WorkerCrashedError
-from ._settle import set_exception, set_result
+from .._errors import WorkerCrashedError
+from .._settle import set_exception, set_result
+from . import exceptions, payload, worker
+from .chunks import ChunkResult
+from .payload import Decoder
 
 _log = logging.getLogger("futurekit")
 
-Runner = Callable[[bytes], tuple[bool, bytes]]
-Decoder = Callable[[bytes, Callable[[], str]], Any]
 
-
-class TaskFuture(Future[Any]):
+class ForeignFuture(Future[Any]):
     """The caller's future of a task: mirrors the inner future's running()/cancel().
 
     It is never RUNNING itself; ``running()`` reports the inner future's state and
@@ -68,13 +70,13 @@ class TaskFuture(Future[Any]):
         return super().__repr__()
 
 
-class Supervisor:
+class ForeignPool:
     """Sends tasks to a user-supplied process pool and decodes their outcomes."""
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
         self._lock = threading.Lock()
-        self._live: set[TaskFuture] = set()  # not settled yet (for cancel_futures on pools without it)
+        self._live: set[ForeignFuture] = set()  # not settled yet (for cancel_futures on pools without it)
 
     @property
     def broken(self) -> str | None:
@@ -82,17 +84,26 @@ class Supervisor:
         broken = getattr(self.pool, "_broken", None)
         return broken if isinstance(broken, str) and broken else None
 
-    def submit_task(self, runner: Runner, payload: bytes, decode: Decoder, describe: Callable[[], str]) -> TaskFuture:
-        """Submit ``runner(payload)`` to the pool; the returned future settles with the decoded outcome."""
-        future = TaskFuture()
-        inner = self.pool.submit(runner, payload)
+    def submit_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
+        """Pickle one call here (SerializationError at once) and submit it (the ``Backend`` interface)."""
+        return self._submit(worker.run_call, payload.encode_call(fn, args, kwargs))
+
+    def submit_chunk(self, fn: Callable[..., Any], chunk: list[Any]) -> Future[ChunkResult]:
+        """Pickle one ``map`` chunk here and submit it as one task (the ``Backend`` interface)."""
+        return self._submit(worker.run_chunk, payload.encode_chunk(fn, chunk))
+
+    def _submit(self, runner: Callable[[bytes], tuple[bool, bytes]], encoded: payload.Encoded) -> ForeignFuture:
+        """Submit ``runner(data)`` to the pool; the returned future settles with the decoded outcome."""
+        data, decode, describe = encoded
+        future = ForeignFuture()
+        inner = self.pool.submit(runner, data)
         future._inner = inner
         with self._lock:
             self._live.add(future)
         inner.add_done_callback(lambda f: self._on_done(future, f, decode, describe))
         return future
 
-    def _on_done(self, future: TaskFuture, inner: Future[Any], decode: Decoder, describe: Callable[[], str]) -> None:
+    def _on_done(self, future: ForeignFuture, inner: Future[Any], decode: Decoder, describe: Callable[[], str]) -> None:
         """Done-callback on the inner future (runs on the pool's result thread); never raises."""
         with self._lock:
             self._live.discard(future)
@@ -106,7 +117,7 @@ class Supervisor:
                 if ok:
                     set_result(future, decode(data, describe))
                 else:
-                    set_exception(future, _remote.rebuild(data))
+                    set_exception(future, exceptions.rebuild(data))
             elif isinstance(exc, BrokenProcessPool) and not isinstance(exc, WorkerCrashedError):
                 crash = WorkerCrashedError(
                     "a worker process of the pool died abruptly (the pool is broken)", task=describe()
@@ -123,7 +134,7 @@ class Supervisor:
         finally:
             future._inner = None  # break the cycle future -> inner -> its callback -> future
 
-    def shutdown(self, wait: bool, *, cancel_futures: bool) -> None:
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Shut the wrapped pool down; ``cancel_futures`` also works for pools without that option."""
         if cancel_futures and accepts_cancel_futures(self.pool):
             self.pool.shutdown(wait=wait, cancel_futures=True)
@@ -144,8 +155,9 @@ def accepts_cancel_futures(inner: object) -> bool:
     """Whether ``inner.shutdown`` takes ``cancel_futures`` (loky's does not)."""
     import inspect
 
+    shutdown: Any = getattr(inner, "shutdown", None)
     try:
-        params = inspect.signature(getattr(inner, "shutdown")).parameters
+        params = inspect.signature(shutdown).parameters
     except (TypeError, ValueError, AttributeError):
         return False
     return "cancel_futures" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())

@@ -8,7 +8,7 @@ it cannot say which task a dead worker was running.
 
 This module is the executor's face (submit, shutdown, start-up and interpreter
 exit); how tasks reach workers, how results come back and how a worker's
-death is attributed is in :mod:`futurekit._poolstate`.
+death is attributed is in its engine, :mod:`futurekit._process.engine`.
 """
 
 from __future__ import annotations
@@ -22,25 +22,14 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, ParamSpec, TypeVar
 
-from . import _calls, _worker
-from ._poolstate import Decoder, PoolState, Runner, Task, settle_all
+from . import payload, wire
+from .chunks import ChunkResult
+from .engine import Engine, Task, settle_all
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-
-def submit_call(
-    submit_task: Callable[[Runner, bytes, Decoder, Callable[[], str]], Future[Any]],
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Future[Any]:
-    """Pickle ``fn(*args, **kwargs)`` here (SerializationError at once) and submit it as one task."""
-    payload = _calls.dump_call(fn, args, kwargs)
-    return submit_task(_worker.run_task, payload, _calls.decode_value, lambda: _calls.describe_call(fn, args, kwargs))
-
-
-_live: weakref.WeakSet[PoolState] = weakref.WeakSet()  # pools whose threads run
+_live: weakref.WeakSet[Engine] = weakref.WeakSet()  # pools whose threads run
 _exiting = False  # the interpreter is shutting down: no new tasks
 
 
@@ -50,11 +39,11 @@ def _shutdown_at_exit() -> None:
     _exiting = True
     # Only this process's pools: a child forked from here (a "fork" worker, or os.fork())
     # inherits the objects, but not their threads, and maybe a lock one of them held.
-    states = [state for state in list(_live) if state.pid == os.getpid()]
-    for state in states:
-        state.begin_shutdown(False)
-    for state in states:
-        state.join()
+    engines = [engine for engine in list(_live) if engine.pid == os.getpid()]
+    for engine in engines:
+        engine.begin_shutdown(False)
+    for engine in engines:
+        engine.join()
 
 
 _register = getattr(threading, "_register_atexit", None)
@@ -82,7 +71,7 @@ class ProcessPool(concurrent.futures.Executor):
 
     Example:
         >>> import multiprocessing
-        >>> from futurekit._pool import ProcessPool
+        >>> from futurekit._process.pool import ProcessPool
         >>> with ProcessPool(1, multiprocessing.get_context("spawn")) as pool:
         ...     pool.submit(divmod, 7, 2).result(timeout=60)
         (3, 1)
@@ -115,81 +104,90 @@ class ProcessPool(concurrent.futures.Executor):
                 raise ValueError("max_tasks_per_child is incompatible with the 'fork' multiprocessing start method")
         self._max_workers = max_workers
         self._mp_context = ctx
-        self._state = PoolState(ctx, max_workers, initializer, initargs, max_tasks_per_child)
-        self._finalizer = weakref.finalize(self, PoolState.begin_shutdown, self._state, False)
+        self._engine = Engine(ctx, max_workers, initializer, initargs, max_tasks_per_child)
+        self._finalizer = weakref.finalize(self, Engine.begin_shutdown, self._engine, False)
         self._finalizer.atexit = False  # at exit, _shutdown_at_exit does it (in this process only)
 
     @property
     def broken(self) -> str | None:
         """Why the pool is broken for good, or None."""
-        return self._state.broken
+        return self._engine.broken
 
     @property
     def _broken(self) -> str | bool:
         """As ``ProcessPoolExecutor._broken``: the reason the pool is broken, or False."""
-        return self._state.broken or False
+        return self._engine.broken or False
 
     @property
     def _processes(self) -> dict[int, Any]:
         """As ``ProcessPoolExecutor._processes``: the live workers' processes by pid (a snapshot)."""
-        with self._state.lock:
-            return {w.process.pid: w.process for w in self._state.workers}
+        with self._engine.lock:
+            return {w.process.pid: w.process for w in self._engine.workers}
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Run ``fn(*args, **kwargs)`` in a worker process; see the class docstring."""
-        return submit_call(self.submit_task, fn, args, kwargs)
+        return self.submit_call(fn, args, kwargs)
 
-    def submit_task(self, runner: Runner, payload: bytes, decode: Decoder, describe: Callable[[], str]) -> Future[Any]:
-        """Queue one pickled task (``runner`` is one of ``futurekit._worker.RUNNERS``)."""
-        message = _worker.HEADER.pack(0, _worker.RUNNERS.index(runner), 0.0) + payload
-        task = Task(message, decode, describe)
-        state = self._state
-        with state.lock:
-            if state.broken is not None:
-                raise BrokenProcessPool(state.broken)
+    def submit_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
+        """Pickle one call here (SerializationError at once) and queue it (the ``Backend`` interface)."""
+        return self._submit(wire.CALL, payload.encode_call(fn, args, kwargs))
+
+    def submit_chunk(self, fn: Callable[..., Any], chunk: list[Any]) -> Future[ChunkResult]:
+        """Pickle one ``map`` chunk here and queue it as one task (the ``Backend`` interface)."""
+        return self._submit(wire.CHUNK, payload.encode_chunk(fn, chunk))
+
+    def _submit(self, kind: int, encoded: payload.Encoded) -> Future[Any]:
+        """Queue one encoded task of the given wire kind."""
+        data, decode, describe = encoded
+        engine = self._engine
+        task_id = engine.next_id()
+        task = Task(task_id, wire.HEADER.pack(kind, task_id, 0.0) + data, decode, describe)
+        with engine.lock:
+            if engine.broken is not None:
+                raise BrokenProcessPool(engine.broken)
             if _exiting:
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
-            if state.shutdown:
+            if engine.shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            state.queue.append(task)
-            state.cond.notify()
-            count = state.to_spawn()
-            state.spawning += count
-            start = not state.threads
+            engine.queue.append(task)
+            engine.cond.notify()
+            count = engine.to_spawn()
+            engine.spawning += count
+            start = not engine.threads
             if start:
-                state.threads = [
-                    threading.Thread(target=state.send_loop, name="futurekit-pool-sender", daemon=True),
-                    threading.Thread(target=state.read_loop, name="futurekit-pool-reader", daemon=True),
+                engine.threads = [
+                    threading.Thread(target=engine.send_loop, name="futurekit-pool-sender", daemon=True),
+                    threading.Thread(target=engine.read_loop, name="futurekit-pool-reader", daemon=True),
                 ]
         if start:
             self._start_threads()
         if count:
-            state.start_workers(count)
+            engine.start_workers(count)
         return task.future
 
     def _start_threads(self) -> None:
         """Start the sender and reader; if either cannot start (say, at interpreter exit), break the pool."""
-        state = self._state
+        engine = self._engine
         try:
-            for thread in state.threads:
+            for thread in engine.threads:
                 thread.start()
         except BaseException as err:
-            with state.lock:
-                state.spawning = 0
-                failures = state.break_pool(f"its threads could not be started: {err!r}")
-                state.shutdown = True
-                if state.threads[1].ident is None:  # no reader: nobody else ends the sender or closes the pipe
-                    state.close_wake_pipe()
-                    state.finished.set()
-                    state.cond.notify_all()
+            with engine.lock:
+                engine.spawning = 0
+                failures = engine.break_pool(f"its threads could not be started: {err!r}")
+                engine.shutdown = True
+                if engine.threads[1].ident is None:  # no reader: nobody else ends the sender or closes the pipe
+                    engine.close_wake_pipe()
+                    engine.finished.set()
+                    engine.cond.notify_all()
             settle_all(failures)
-            raise BrokenProcessPool(state.broken) from err
-        _live.add(state)
+            raise BrokenProcessPool(engine.broken) from err
+        _live.add(engine)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting tasks; the workers exit once the queued tasks are done (idempotent)."""
-        state = self._state
-        for task in state.begin_shutdown(cancel_futures):
+        engine = self._engine
+        for task in engine.begin_shutdown(cancel_futures):
             task.future.cancel()
         if wait:
-            state.join()
+            engine.join()

@@ -1,0 +1,207 @@
+"""The child side of every process pool: the runners, and the main loop of futurekit's own workers.
+
+Everything here runs inside worker processes and is referenced by the parent
+only by name (module-level functions pickle by reference). The runners never
+raise: a task's outcome always travels as ``(ok, bytes)``, so nothing of the
+user's can break a pool while being (un)pickled on either side. A foreign
+pool (``fk.Executor(ProcessPoolExecutor(), ...)``) is sent ``run_call(payload)``
+or ``run_chunk(payload)`` as its task; futurekit's own workers run :func:`serve`,
+which reads :mod:`futurekit._process.wire` messages and calls the same runners.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+import types
+from collections.abc import Callable
+from time import monotonic
+from typing import Any
+
+from . import chunks, exceptions, payload, wire
+
+
+def _strip_own_frames(exc: BaseException, own: frozenset[types.CodeType]) -> None:
+    """Start ``exc``'s traceback at the user's code: drop the leading frames of our runners."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code in own:
+        tb = tb.tb_next
+    exc.__traceback__ = tb
+
+
+def _run_one(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[bool, bytes]:
+    """Run fn and encode the outcome (the caller catches nothing)."""
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        _strip_own_frames(exc, _OWN_FRAMES)
+        return False, exceptions.capture(exc)
+    return payload.dump_result(fn, result)
+
+
+def run_call(data: bytes) -> tuple[bool, bytes]:
+    """Run one call made by :func:`futurekit._process.payload.dump_call`; never raises.
+
+    Args:
+        data: Bytes from ``dump_call``.
+
+    Returns:
+        ``(True, pickled result)``, or ``(False, capture(exc))`` when the call
+        raised, when its result cannot be pickled (a
+        :class:`~futurekit.SerializationError` naming the function and the
+        type) or when the payload cannot be unpickled here.
+
+    Example:
+        >>> from futurekit._process.payload import dump_call
+        >>> from futurekit._process.exceptions import rebuild
+        >>> run_call(dump_call(abs, (-2,), {}))[0]
+        True
+        >>> ok, data = run_call(dump_call(int, ("x",), {}))
+        >>> ok, type(rebuild(data)).__name__
+        (False, 'ValueError')
+
+    Concurrency:
+        Blocking: Runs the call in the calling thread (the worker's).
+        Callbacks: None.
+        Thread safety: Safe from any thread.
+        Cancellation: None; it runs to completion.
+    """
+    try:
+        fn, args, kwargs = pickle.loads(data)
+    except BaseException as err:
+        return False, payload.payload_error(payload.guess_name(data), err)
+    return _run_one(fn, args, kwargs)
+
+
+def run_chunk(data: bytes) -> tuple[bool, bytes]:
+    """Run a ``map`` chunk (:func:`futurekit._process.chunks.run_items`); never raises.
+
+    Args:
+        data: ``dump_call(fn, tuple_of_items, {})``.
+
+    Returns:
+        ``(True, pickle of (values, captured_error_or_None, seconds))``, or
+        ``(False, captured error)`` when the chunk itself could not be run.
+
+    Example:
+        >>> import pickle
+        >>> from futurekit._process.payload import dump_call
+        >>> ok, data = run_chunk(dump_call(abs, (-1, -2), {}))
+        >>> ok, pickle.loads(data)[:2]
+        (True, ((1, 2), None))
+
+    Concurrency:
+        Blocking: Runs the items in the calling thread (the worker's).
+        Callbacks: None.
+        Thread safety: Safe from any thread.
+        Cancellation: None; it runs to its end or first error.
+    """
+    try:
+        fn, items, _kwargs = pickle.loads(data)
+    except BaseException as exc:
+        return False, payload.payload_error(f"a map() chunk of {payload.guess_name(data)}", exc)
+    values, failure, seconds, _size = chunks.run_items(fn, items)
+    captured = None
+    if failure is not None:
+        _strip_own_frames(failure, _OWN_FRAMES)
+        captured = exceptions.capture(failure)
+        del failure
+    try:
+        return True, pickle.dumps((chunks.scalar_batch(values), captured, seconds), wire.PROTOCOL)
+    except BaseException:
+        pass
+    # Some value cannot be pickled: keep the values before it, and fail that item.
+    user_fn = fn.fn if isinstance(fn, chunks.Star) else fn
+    for index, value in enumerate(values):
+        ok, encoded = payload.dump_result(user_fn, value)
+        if not ok:
+            try:
+                return True, pickle.dumps((values[:index], encoded, seconds), wire.PROTOCOL)
+            except BaseException as exc:  # pragma: no cover - values[:index] all pickled one by one
+                return False, exceptions.capture(exc)
+    # Each value pickles alone but not together (e.g. a __reduce__ with side effects).
+    return False, exceptions.capture(payload.unpicklable_result_error(user_fn, values))
+
+
+#: The runner of each kind of task message.
+RUNNERS: dict[int, Callable[[bytes], tuple[bool, bytes]]] = {wire.CALL: run_call, wire.CHUNK: run_chunk}
+
+
+def watch_parent() -> None:
+    """Exit this worker as soon as its parent dies, even if the parent was SIGKILLed.
+
+    A worker blocked on its task pipe never notices a dead parent by itself.
+    The parent's sentinel reports its death under "spawn" and "forkserver";
+    under "fork" sibling workers inherit each other's copy of it, so the thread
+    also checks once a second whether the process that forked this one is gone.
+    """
+    import multiprocessing
+    import multiprocessing.connection
+
+    parent = multiprocessing.parent_process()
+    if parent is None:  # pragma: no cover - always set in a pool worker
+        return
+    sentinel = parent.sentinel
+    ppid = os.getppid()
+
+    def watch() -> None:
+        try:
+            while not multiprocessing.connection.wait([sentinel], timeout=1.0):
+                if os.getppid() != ppid:
+                    break
+        except BaseException:  # pragma: no cover - interpreter shutting down
+            return
+        os._exit(1)
+
+    threading.Thread(target=watch, name="futurekit-parent-watch", daemon=True).start()
+
+
+def serve(
+    tasks: Any,
+    results: Any,
+    initializer: Callable[..., object] | None,
+    initargs: tuple[Any, ...],
+    max_tasks: int | None,
+) -> None:
+    """A worker's main loop in futurekit's own pool: run each task it is handed, in order, and send back its outcome.
+
+    An empty message, the parent closing its end, or ``max_tasks`` tasks run
+    make it return (the process then exits with code 0).
+    """
+    watch_parent()
+    header = wire.HEADER
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException as exc:
+            import logging
+
+            logging.getLogger("concurrent.futures").critical("Exception in initializer:", exc_info=True)
+            _strip_own_frames(exc, _OWN_FRAMES)
+            try:
+                results.send_bytes(header.pack(wire.INIT_FAILED, 0, 0.0) + exceptions.capture(exc))
+            except BaseException:  # pragma: no cover - the parent is gone
+                pass
+            return
+    results.send_bytes(header.pack(wire.READY, 0, 0.0))
+    size = header.size
+    done = 0
+    while max_tasks is None or done < max_tasks:
+        try:
+            message = tasks.recv_bytes()
+        except (EOFError, OSError):
+            return
+        if not message:
+            return
+        kind, task, _ = header.unpack_from(message)
+        start = monotonic()
+        ok, data = RUNNERS[kind](message[size:])
+        del message
+        results.send_bytes(header.pack(wire.VALUE if ok else wire.RAISED, task, monotonic() - start) + data)
+        del data
+        done += 1
+
+
+#: Frames of this package's own runners, left out of remote tracebacks.
+_OWN_FRAMES: frozenset[types.CodeType] = frozenset({_run_one.__code__, chunks.run_items.__code__, serve.__code__})
