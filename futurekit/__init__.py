@@ -18,8 +18,11 @@ from ._combinators import race as race
 from ._combinators import recover as recover
 from ._combinators import then as then
 from ._combinators import timeout as timeout
+from ._errors import DeadlockError as DeadlockError
 from ._errors import RemoteError as RemoteError
 from ._errors import SerializationError as SerializationError
+from ._errors import StopRequested as StopRequested
+from ._errors import TaskTimeoutError as TaskTimeoutError
 from ._errors import WorkerCrashedError as WorkerCrashedError
 from ._executor import Executor as Executor
 from ._executor import processes as processes
@@ -29,10 +32,13 @@ from ._types import FutureLike as FutureLike
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "DeadlockError",
     "Executor",
     "FutureLike",
     "RemoteError",
     "SerializationError",
+    "StopRequested",
+    "TaskTimeoutError",
     "WorkerCrashedError",
     "as_completed",
     "cancelled",

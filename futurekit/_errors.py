@@ -135,3 +135,88 @@ class SerializationError(pickle.PicklingError):
         Thread safety: Immutable after construction; safe to share.
         Cancellation: Not applicable.
     """
+
+
+class StopRequested(BaseException):
+    """Raised *inside* a task running on ``fk.processes()`` when its caller stops it.
+
+    A task is stopped when its future is cancelled while it runs (directly, or
+    by ``timeout``, ``race``, ``first_success``, a failing ``gather``, a closed
+    ``map`` iterator, a ``with`` block left by ``KeyboardInterrupt``), or when
+    it runs past the pool's ``task_timeout``. It derives from
+    :class:`BaseException`, as :class:`KeyboardInterrupt` does, so that
+    ``except Exception`` in the task does not swallow it: its ``finally``
+    blocks and ``with`` statements run, then the worker takes its next task.
+    A task that catches it and goes on anyway (or that sits in C code that
+    never returns to Python) is killed after the pool's ``stop_grace``, and
+    its worker is replaced. The caller never sees this exception: the future
+    is already cancelled (or failed with :class:`TaskTimeoutError`).
+
+    Attributes:
+        task_id: The pool's id of the task that was stopped.
+
+    Example:
+        >>> import futurekit as fk
+        >>> issubclass(fk.StopRequested, Exception), issubclass(fk.StopRequested, BaseException)
+        (False, True)
+    """
+
+    def __init__(self, message: str = "futurekit: the task was stopped by its caller", task_id: int = 0) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.task_id))
+
+
+class TaskTimeoutError(TimeoutError):
+    """A task ran longer than its pool's ``task_timeout`` and was stopped.
+
+    A subclass of the builtin :class:`TimeoutError` (which is also
+    ``concurrent.futures.TimeoutError``), so existing ``except TimeoutError``
+    clauses keep working; it says which task and how long it ran.
+
+    Attributes:
+        task: A short description of the task (function and truncated arguments).
+        seconds: How long the task had run when it was stopped.
+        limit: The pool's ``task_timeout``.
+
+    Example:
+        >>> import futurekit as fk
+        >>> err = fk.TaskTimeoutError(task="work(1)", seconds=2.01, limit=2.0)
+        >>> print(err)
+        work(1) ran 2.01 s, longer than task_timeout=2 s, and was stopped
+        >>> isinstance(err, TimeoutError)
+        True
+    """
+
+    def __init__(self, *, task: str, seconds: float, limit: float) -> None:
+        super().__init__(f"{task} ran {seconds:.2f} s, longer than task_timeout={limit:g} s, and was stopped")
+        self.task = task
+        self.seconds = seconds
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_task_timeout, (self.task, self.seconds, self.limit))
+
+
+def _rebuild_task_timeout(task: str, seconds: float, limit: float) -> TaskTimeoutError:
+    return TaskTimeoutError(task=task, seconds=seconds, limit=limit)
+
+
+class DeadlockError(RuntimeError):
+    """Waiting here could never end: raised instead of hanging.
+
+    Raised by ``result()`` or ``exception()`` of a pending future of
+    ``fk.processes()`` when called on that pool's own result thread
+    ("futurekit-pool-reader"), i.e. from a done-callback or from a ``then``/
+    ``chain``/``recover`` function run inline there: that thread is the one
+    that would settle the future, so the wait could never end. Pass
+    ``executor=`` to ``then``/``chain``/``recover`` to run the function
+    elsewhere, or chain on the future instead of waiting for it.
+
+    Example:
+        >>> import futurekit as fk
+        >>> issubclass(fk.DeadlockError, RuntimeError)
+        True
+    """

@@ -18,6 +18,7 @@ a process pool the user supplies goes through the adapter
 from __future__ import annotations
 
 import concurrent.futures
+import math
 import multiprocessing
 import os
 import sys
@@ -337,7 +338,82 @@ class Executor(concurrent.futures.Executor):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc_val: BaseException | None, exc_tb: TracebackType | None
     ) -> None:
-        self.shutdown(wait=True)
+        """Leave ``with``: normally, wait for every task; on an exception, cancel what has not started first.
+
+        On ``KeyboardInterrupt`` (Ctrl-C) a pool of :func:`processes` also
+        stops its running tasks (softly, then by killing their workers after
+        ``stop_grace``) and returns within ``stop_grace`` + 1 s; a second
+        Ctrl-C while it waits kills the workers at once. Threads cannot be
+        stopped: there the running tasks are waited for.
+        """
+        if exc_type is None:
+            self.shutdown(wait=True)
+            return
+        with self._shutdown_lock:
+            self._closed = True
+        if issubclass(exc_type, KeyboardInterrupt) and isinstance(self._inner, ProcessPool):
+            self._inner.interrupt()
+            return
+        self.shutdown(wait=True, cancel_futures=True)
+
+    def terminate_workers(self) -> None:
+        """End every worker process at once with SIGTERM, and shut down (as Python 3.14's ``ProcessPoolExecutor``).
+
+        Tasks running on a worker fail with :class:`futurekit.WorkerCrashedError`
+        (a ``BrokenProcessPool``), queued ones with ``BrokenProcessPool``;
+        ``submit`` raises ``RuntimeError`` afterwards. Unlike a ``cancel()``,
+        no soft stop is tried: the task's ``finally`` blocks do not run.
+
+        Raises:
+            NotImplementedError: For an executor that has no worker processes
+                to end (threads, or a wrapped pool without this method).
+
+        Example:
+            >>> import futurekit as fk
+            >>> ex = fk.processes(max_workers=1)
+            >>> ex.terminate_workers()
+            >>> ex.shutdown()
+
+        Concurrency:
+            Blocking: Does not wait for the workers to exit;
+                ``shutdown(wait=True)`` does.
+            Callbacks: Futures of queued tasks run their done-callbacks in this
+                thread; futures of running tasks on the pool's reader thread.
+            Thread safety: Safe from any thread.
+            Cancellation: Ends running tasks by force; nothing is cancelled.
+        """
+        self._end_workers("terminate_workers")
+
+    def kill_workers(self) -> None:
+        """As :meth:`terminate_workers`, with SIGKILL, which a worker can neither catch nor ignore.
+
+        Raises:
+            NotImplementedError: For an executor that has no worker processes
+                to end (threads, or a wrapped pool without this method).
+
+        Example:
+            >>> import futurekit as fk
+            >>> ex = fk.processes(max_workers=1)
+            >>> ex.kill_workers()
+            >>> ex.shutdown()
+
+        Concurrency:
+            Blocking: Does not wait for the workers to exit;
+                ``shutdown(wait=True)`` does.
+            Callbacks: Futures of queued tasks run their done-callbacks in this
+                thread; futures of running tasks on the pool's reader thread.
+            Thread safety: Safe from any thread.
+            Cancellation: Ends running tasks by force; nothing is cancelled.
+        """
+        self._end_workers("kill_workers")
+
+    def _end_workers(self, how: str) -> None:
+        method = getattr(self._inner, how, None)
+        if method is None:
+            raise NotImplementedError(f"{how}() needs a process pool; {type(self._inner).__name__} has no {how}()")
+        with self._shutdown_lock:
+            self._closed = True
+        method()
 
     if not TYPE_CHECKING:  # at run time only: type checkers keep rejecting unknown attributes
 
@@ -412,12 +488,26 @@ def _default_start_method() -> str:
     return "spawn"
 
 
+def _seconds(name: str, value: object, *, zero_ok: bool) -> float:
+    """Validate a duration argument: a real number, not NaN, not negative (and not zero unless ``zero_ok``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    seconds = float(value)
+    if math.isnan(seconds) or seconds < 0 or (seconds == 0 and not zero_ok):
+        raise ValueError(f"{name} must be {'>= 0' if zero_ok else '> 0'} seconds, not {value!r}")
+    return seconds
+
+
 def processes(
     max_workers: int | None = None,
     mp_context: BaseContext | str | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: tuple[Any, ...] = (),
     max_tasks_per_child: int | None = None,
+    *,
+    stop_grace: float = 1.0,
+    task_timeout: float | None = None,
+    cancel_running: bool = True,
 ) -> Executor:
     """A process pool with remote tracebacks and crash attribution.
 
@@ -489,7 +579,21 @@ def processes(
             raise ValueError("max_workers must be greater than 0")
     if initializer is not None and not callable(initializer):
         raise TypeError("initializer must be a callable")
+    grace = _seconds("stop_grace", stop_grace, zero_ok=True)
+    limit = None if task_timeout is None else _seconds("task_timeout", task_timeout, zero_ok=False)
+    if not isinstance(cancel_running, bool):
+        raise TypeError(f"cancel_running must be True or False, not {type(cancel_running).__name__}")
     if mp_context is None:
         mp_context = _default_start_method()
     ctx: Any = multiprocessing.get_context(mp_context) if isinstance(mp_context, str) else mp_context
-    return Executor(ProcessPool(max_workers, ctx, initializer, initargs, max_tasks_per_child))
+    pool = ProcessPool(
+        max_workers,
+        ctx,
+        initializer,
+        initargs,
+        max_tasks_per_child,
+        stop_grace=grace,
+        task_timeout=limit,
+        cancel_running=cancel_running,
+    )
+    return Executor(pool)

@@ -34,8 +34,8 @@ def _state(
     state = _engine.Engine(multiprocessing.get_context("spawn"), max_workers, None, (), None)
     workers = []
     for load, last in loads:
-        w = _engine.Worker(None, Any, Any, None)  # type: ignore[arg-type]
-        w.assigned.extend(_engine.Task(i, b"", decode_value, str) for i in range(load))
+        w = _engine.Worker(None, Any, Any, None, None)  # type: ignore[arg-type]
+        w.assigned.extend(_engine.Task(i, b"", decode_value, str, state.stopper) for i in range(load))
         w.last_seconds = last
         workers.append(w)
     state.workers = workers

@@ -37,15 +37,17 @@ import itertools
 import logging
 import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import _base as _futures_base
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from time import monotonic
+from typing import Any, Final
 
-from .._errors import WorkerCrashedError
+from .._errors import DeadlockError, TaskTimeoutError, WorkerCrashedError
 from .._settle import set_exception, set_result
 from . import exceptions, wire, worker
 from .payload import Decoder
@@ -60,19 +62,101 @@ PREFETCH_BELOW_SECONDS = 0.02
 MAX_STARTUP_DEATHS = 3
 
 Settle = tuple["PoolFuture", BaseException]
+_NEVER: Final = float("inf")
+_TERMINATED: Final = "the pool's workers were ended by terminate_workers() or kill_workers()"
+
+
+class Stopper:
+    """What every future of one pool shares: the way to its engine (weakly) and the pool's cancel rule."""
+
+    __slots__ = ("cancel_running", "engine", "reader")
+
+    def __init__(self, engine: Engine, cancel_running: bool) -> None:
+        self.engine = weakref.ref(engine)
+        self.cancel_running = cancel_running
+        self.reader = 0  # thread id of the pool's reader thread, once it runs
+
+    def stop(self, task_id: int) -> None:
+        engine = self.engine()
+        if engine is not None:
+            engine.stop_task(task_id)
+
+
+_RUNNING: Final = _futures_base.RUNNING
+_UNSETTLED: Final = (_futures_base.PENDING, _futures_base.RUNNING)
 
 
 class PoolFuture(Future[Any]):
-    """A task's future. ``cancel()`` notifies ``concurrent.futures.wait`` at once, since
-    nothing else would while the task sits in the queue."""
+    """A task's future.
+
+    ``cancel()`` notifies ``concurrent.futures.wait`` at once, since nothing
+    else would while the task sits in the queue; on a RUNNING task (handed to
+    a worker) it cancels the future and asks the engine to stop the task,
+    unless the pool keeps the stdlib's rule (``cancel_running=False``).
+    ``result()`` and ``exception()`` raise :class:`~futurekit.DeadlockError`
+    instead of waiting forever on the pool's own reader thread.
+    """
+
+    def __init__(self, stopper: Stopper, task_id: int) -> None:
+        super().__init__()
+        self._stopper = stopper
+        self._task_id = task_id
 
     def cancel(self) -> bool:
+        with self._condition:
+            if self._state == _RUNNING:
+                if not self._stopper.cancel_running:
+                    return False
+                self._state = _futures_base.CANCELLED_AND_NOTIFIED
+                for waiter in self._waiters:
+                    waiter.add_cancelled(self)
+                self._condition.notify_all()
+                running = True
+            else:
+                running = False
+        if running:
+            self._stopper.stop(self._task_id)  # first: the queued task behind it starts sooner
+            self._invoke_callbacks()  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue] - the stdlib's own step of cancel()
+            return True
         if not Future.cancel(self):
             return False
         with self._condition:
             if self._state == _futures_base.CANCELLED:
                 self.set_running_or_notify_cancel()
         return True
+
+    def force_cancel(self) -> bool:
+        """Cancel even a RUNNING future, whatever the pool's cancel rule (Ctrl-C); the caller stops its task."""
+        with self._condition:
+            if self._state != _RUNNING:
+                running = False
+            else:
+                self._state = _futures_base.CANCELLED_AND_NOTIFIED
+                for waiter in self._waiters:
+                    waiter.add_cancelled(self)
+                self._condition.notify_all()
+                running = True
+        if running:
+            self._invoke_callbacks()  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue] - the stdlib's own step of cancel()
+            return True
+        return self.cancel()
+
+    def _check_deadlock(self, timeout: float | None) -> None:
+        if self._state in _UNSETTLED and timeout != 0 and threading.get_ident() == self._stopper.reader:
+            raise DeadlockError(
+                "futurekit: result() of a pending task of fk.processes() was called on that pool's own result "
+                "thread (from a done-callback, or from a then/chain/recover function run inline there), which is "
+                "the thread that would settle it: the wait could never end. Pass executor= to then/chain/recover, "
+                "or chain on the future instead of waiting for it."
+            )
+
+    def result(self, timeout: float | None = None) -> Any:
+        self._check_deadlock(timeout)
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._check_deadlock(timeout)
+        return super().exception(timeout)
 
     def start(self) -> bool:
         """Mark it running (it is being handed to a worker); False if it was cancelled."""
@@ -90,12 +174,14 @@ class Task:
 
     __slots__ = ("decode", "describe", "future", "id", "message")
 
-    def __init__(self, task_id: int, message: bytes, decode: Decoder, describe: Callable[[], str]) -> None:
+    def __init__(
+        self, task_id: int, message: bytes, decode: Decoder, describe: Callable[[], str], stopper: Stopper
+    ) -> None:
         self.id = task_id
         self.message = message  # wire.HEADER + payload
         self.decode = decode
         self.describe = describe
-        self.future = PoolFuture()
+        self.future = PoolFuture(stopper, task_id)
 
 
 class Worker:
@@ -104,20 +190,32 @@ class Worker:
     __slots__ = (
         "assigned",
         "budget",
+        "control",
         "eof",
+        "head_since",
+        "kill_at",
+        "killed",
         "last_seconds",
         "lost",
         "process",
         "ready",
         "results",
+        "stop_id",
         "stopping",
         "tasks",
     )
 
-    def __init__(self, process: Any, tasks: Connection, results: Connection, budget: int | None) -> None:
+    def __init__(
+        self, process: Any, tasks: Connection, results: Connection, control: Connection | None, budget: int | None
+    ) -> None:
         self.process = process
         self.tasks = tasks  # parent -> worker
         self.results = results  # worker -> parent
+        self.control = control  # parent -> worker's control thread: stop requests
+        self.head_since = 0.0  # when its oldest assigned task started (about: when it became the oldest)
+        self.stop_id = 0  # the task it was asked to stop, 0: none
+        self.kill_at = _NEVER  # when to kill it if that task has not ended by then
+        self.killed = False  # killed by the pool (a stop that went unheeded, or terminate/kill_workers)
         self.assigned: deque[Task] = deque()  # handed to it and not finished, oldest first
         self.budget = budget  # tasks it may still be handed (max_tasks_per_child), None: unlimited
         self.ready = False  # its initializer ran
@@ -149,9 +247,17 @@ class Engine:
         initializer: Callable[..., object] | None,
         initargs: tuple[Any, ...],
         max_tasks_per_child: int | None,
+        *,
+        stop_grace: float = 1.0,
+        task_timeout: float | None = None,
+        cancel_running: bool = True,
     ) -> None:
         self.ctx = ctx
         self.max_workers = max_workers
+        self.stop_grace = stop_grace  # seconds between a soft stop and the kill
+        self.task_timeout = task_timeout
+        self.stopper = Stopper(self, cancel_running)
+        self.kills_pending = 0  # workers with a kill_at set: the reader must wake up in time
         self.initializer = initializer
         self.initargs = initargs
         self.max_tasks_per_child = max_tasks_per_child
@@ -161,6 +267,7 @@ class Engine:
         self.workers: list[Worker] = []
         self.spawning = 0  # workers being started
         self.shutdown = False
+        self.terminated = False  # terminate_workers()/kill_workers(): nothing more runs
         self.broken: str | None = None
         self.broken_cause: BaseException | None = None
         self.startup_deaths = 0  # workers that died in a row before running any task
@@ -192,7 +299,7 @@ class Engine:
 
     def to_spawn(self) -> int:
         """How many workers to start now: one per queued task no idle worker will take."""
-        if self.broken is not None or not self.queue:
+        if self.broken is not None or self.terminated or not self.queue:
             return 0
         usable = [w for w in self.workers if w.usable()]
         room = self.max_workers - len(usable) - self.spawning
@@ -278,20 +385,22 @@ class Engine:
     def _start_one(self) -> Worker:
         tasks_r, tasks_w = self.ctx.Pipe(duplex=False)
         results_r, results_w = self.ctx.Pipe(duplex=False)
+        control_r, control_w = self.ctx.Pipe(duplex=False)
         process = self.ctx.Process(
             target=worker.serve,
-            args=(tasks_r, results_w, self.initializer, self.initargs, self.max_tasks_per_child),
+            args=(tasks_r, results_w, control_r, self.initializer, self.initargs, self.max_tasks_per_child),
             name="futurekit-worker",
         )
         try:
             process.start()
         except BaseException:
-            for conn in (tasks_r, tasks_w, results_r, results_w):
+            for conn in (tasks_r, tasks_w, results_r, results_w, control_r, control_w):
                 conn.close()
             raise
         tasks_r.close()
         results_w.close()
-        return Worker(process, tasks_w, results_r, self.max_tasks_per_child)
+        control_r.close()
+        return Worker(process, tasks_w, results_r, control_w, self.max_tasks_per_child)
 
     # --- the sender thread ------------------------------------------------------------------
 
@@ -320,6 +429,8 @@ class Engine:
                     task = self.queue.popleft()
                     if not task.future.start():
                         continue  # cancelled while queued
+                    if not target.assigned:
+                        target.head_since = monotonic()
                     target.assigned.append(task)
                     if target.budget is not None:
                         target.budget -= 1
@@ -351,7 +462,8 @@ class Engine:
     # --- the reader thread ------------------------------------------------------------------
 
     def read_loop(self) -> None:
-        """Settle results, attribute deaths, replace dead workers; ends once every worker exited."""
+        """Settle results, attribute deaths, replace dead workers, keep deadlines; ends once every worker exited."""
+        self.stopper.reader = threading.get_ident()
         try:
             while True:
                 with self.lock:
@@ -363,9 +475,12 @@ class Engine:
                     if not w.eof:
                         owner[w.results] = w
                     owner[w.process.sentinel] = w
-                ready = wait([*owner, self.wake_r])
+                timeout = self._next_deadline(workers)
+                ready = wait([*owner, self.wake_r], timeout)
                 if self.wake_r in ready:
                     os.read(self.wake_r, 4096)
+                if timeout is not None:
+                    self._keep_deadlines()
                 dead: list[Worker] = []
                 for obj in ready:
                     sender = owner.get(obj)
@@ -411,12 +526,18 @@ class Engine:
             if not w.assigned or w.assigned[0].id != task_id:  # the pool broke meanwhile and failed this task
                 return True
             task = w.assigned.popleft()
+            if w.stop_id:  # it ended (stopped or not): no kill
+                self._stop_done(w)
+            if w.assigned:
+                w.head_since = monotonic()
             w.last_seconds = seconds
             self.startup_deaths = 0
             self.cond.notify()
         body = data[wire.HEADER.size :]
         del data
         future = task.future
+        if future.done():  # cancelled (and stopped) or timed out meanwhile: nothing to decode
+            return True
         try:
             if kind == wire.VALUE:
                 set_result(future, task.decode(body, task.describe))
@@ -442,12 +563,20 @@ class Engine:
         with self.lock:
             if w in self.workers:
                 self.workers.remove(w)
+            if w.stop_id:
+                self._stop_done(w)
             sent = list(w.assigned)
             w.assigned.clear()
             if sent and w.ready:
                 culprit = sent.pop(0)
-                err = WorkerCrashedError(f"worker process {w.process.pid} died", task=culprit.describe(), exitcode=code)
-                failures.append((culprit.future, err))
+                how = "was killed by the pool" if w.killed else "died"
+                err = WorkerCrashedError(
+                    f"worker process {w.process.pid} {how}", task=culprit.describe(), exitcode=code
+                )
+                failures.append((culprit.future, err))  # skipped if it was stopped: already cancelled or timed out
+            if self.terminated:  # terminate_workers()/kill_workers(): nothing more runs
+                failures += [(task.future, BrokenProcessPool(_TERMINATED)) for task in sent]
+                sent = []
             # The rest had not started (a worker runs its tasks in order): back to the front.
             for task in reversed(sent):
                 self.queue.appendleft(task)
@@ -461,6 +590,8 @@ class Engine:
             self.cond.notify_all()
         w.tasks.close()
         w.results.close()
+        if w.control is not None:
+            w.control.close()
         settle_all(failures)
 
     def _init_failed(self, captured: bytes, w: Worker) -> None:
@@ -473,7 +604,119 @@ class Engine:
             )
         settle_all(failures)
 
-    # --- stopping ---------------------------------------------------------------------------
+    # --- stopping running tasks ---------------------------------------------------------------
+
+    def stop_task(self, task_id: int) -> None:
+        """Stop the task with this id if a worker has it (its future was cancelled while RUNNING)."""
+        with self.lock:
+            for w in self.workers:
+                for task in w.assigned:
+                    if task.id == task_id:
+                        self._request_stop(w, task)
+                        return
+
+    def _request_stop(self, w: Worker, task: Task) -> None:
+        """Ask ``w`` to stop ``task`` (softly: StopRequested raised in it); kill ``w`` if it has not ended by the grace.
+
+        A task handed over but not started yet is skipped by the worker when it
+        gets to it. The request names the task, so a worker that finished it
+        meanwhile ignores it. With the lock held.
+        """
+        soft = worker.STOP_SIGNAL is not None and self.stop_grace > 0
+        if soft and w.control is not None:
+            try:
+                w.control.send_bytes(worker.STOP.pack(task.id))
+            except OSError:  # it died: the reader buries it
+                return
+        if task is not w.assigned[0] or w.stop_id == task.id:
+            return
+        w.stop_id = task.id
+        if w.kill_at == _NEVER:
+            self.kills_pending += 1
+        w.kill_at = monotonic() + (self.stop_grace if soft else 0.0)
+        self.wake_reader()
+
+    def _stop_done(self, w: Worker) -> None:
+        """The task ``w`` was asked to stop has ended (or ``w`` is gone): no kill. With the lock held."""
+        w.stop_id = 0
+        if w.kill_at != _NEVER:
+            w.kill_at = _NEVER
+            self.kills_pending -= 1
+
+    def _next_deadline(self, workers: list[Worker]) -> float | None:
+        """Seconds until the reader must look at the clock (a kill or a task deadline), None if never."""
+        if not self.kills_pending and self.task_timeout is None:
+            return None
+        soonest = _NEVER
+        limit = self.task_timeout
+        for w in workers:
+            soonest = min(soonest, w.kill_at)
+            if limit is not None and w.assigned and w.stop_id != w.assigned[0].id:
+                soonest = min(soonest, w.head_since + limit)
+        if soonest == _NEVER:
+            return None
+        return max(0.0, soonest - monotonic())
+
+    def _keep_deadlines(self) -> None:
+        """Kill workers whose stopped task outlived the grace; stop tasks that outlived ``task_timeout``."""
+        timed_out: list[tuple[Task, float]] = []
+        limit = self.task_timeout
+        with self.lock:
+            now = monotonic()
+            for w in self.workers:
+                if w.kill_at <= now:
+                    w.kill_at = _NEVER
+                    self.kills_pending -= 1
+                    w.killed = True
+                    try:
+                        w.process.kill()
+                    except BaseException:  # already reaped
+                        pass
+                elif limit is not None and w.assigned and w.stop_id != w.assigned[0].id:
+                    head = w.assigned[0]
+                    if now - w.head_since >= limit and not head.future.done():
+                        timed_out.append((head, now - w.head_since))
+                        self._request_stop(w, head)
+        for task, seconds in timed_out:
+            assert limit is not None
+            set_exception(task.future, TaskTimeoutError(task=task.describe(), seconds=seconds, limit=limit))
+
+    def stop_all(self) -> None:
+        """Ctrl-C: shut down, cancel what is queued, and stop every running task (soft stop, then kill)."""
+        for task in self.begin_shutdown(True):
+            task.future.cancel()
+        with self.lock:
+            running = [(w, task) for w in self.workers for task in w.assigned]
+            for w, task in running:
+                self._request_stop(w, task)
+        for _w, task in running:
+            task.future.force_cancel()
+
+    def terminate(self, kill: bool) -> list[Settle]:
+        """terminate_workers()/kill_workers(): shut down, end every worker at once; returns queued tasks to fail."""
+        with self.lock:
+            self.shutdown = True
+            self.terminated = True
+            queued = list(self.queue)
+            self.queue.clear()
+            for w in self.workers:
+                w.killed = True
+                try:
+                    if kill:
+                        w.process.kill()
+                    else:
+                        w.process.terminate()
+                except BaseException:  # already reaped
+                    pass
+            if not self.threads:
+                self.close_wake_pipe()
+                self.finished.set()
+            else:
+                self.wake_reader()
+            self.cond.notify_all()
+        return [(task.future, BrokenProcessPool(_TERMINATED)) for task in queued]
+
+    # --- shutting down ------------------------------------------------------------------------
 
     def begin_shutdown(self, cancel_futures: bool) -> list[Task]:
         """Mark the pool shut down; returns the queued tasks to cancel (outside the lock)."""
@@ -491,17 +734,19 @@ class Engine:
             self.cond.notify_all()
         return cancelled
 
-    def join(self) -> None:
-        """Wait until every task is done and every worker exited.
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until every task is done and every worker exited (at most ``timeout`` seconds); True if so.
 
         From one of the pool's own threads (a done-callback calling
         ``shutdown(wait=True)``) it returns at once: waiting there would deadlock.
         """
         if threading.current_thread() in self.threads:
-            return
+            return False
+        deadline = None if timeout is None else monotonic() + timeout
         for thread in self.threads:
             if thread.ident is not None:  # started
-                thread.join()
+                thread.join(None if deadline is None else max(0.0, deadline - monotonic()))
+        return self.finished.is_set()
 
 
 def settle_all(failures: list[Settle]) -> None:

@@ -94,6 +94,10 @@ class ProcessPool(concurrent.futures.Executor):
         initializer: Callable[..., object] | None = None,
         initargs: tuple[Any, ...] = (),
         max_tasks_per_child: int | None = None,
+        *,
+        stop_grace: float = 1.0,
+        task_timeout: float | None = None,
+        cancel_running: bool = True,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be greater than 0")
@@ -104,7 +108,16 @@ class ProcessPool(concurrent.futures.Executor):
                 raise ValueError("max_tasks_per_child is incompatible with the 'fork' multiprocessing start method")
         self._max_workers = max_workers
         self._mp_context = ctx
-        self._engine = Engine(ctx, max_workers, initializer, initargs, max_tasks_per_child)
+        self._engine = Engine(
+            ctx,
+            max_workers,
+            initializer,
+            initargs,
+            max_tasks_per_child,
+            stop_grace=stop_grace,
+            task_timeout=task_timeout,
+            cancel_running=cancel_running,
+        )
         self._finalizer = weakref.finalize(self, Engine.begin_shutdown, self._engine, False)
         self._finalizer.atexit = False  # at exit, _shutdown_at_exit does it (in this process only)
 
@@ -141,7 +154,7 @@ class ProcessPool(concurrent.futures.Executor):
         data, decode, describe = encoded
         engine = self._engine
         task_id = engine.next_id()
-        task = Task(task_id, wire.HEADER.pack(kind, task_id, 0.0) + data, decode, describe)
+        task = Task(task_id, wire.HEADER.pack(kind, task_id, 0.0) + data, decode, describe, engine.stopper)
         with engine.lock:
             if engine.broken is not None:
                 raise BrokenProcessPool(engine.broken)
@@ -191,3 +204,32 @@ class ProcessPool(concurrent.futures.Executor):
             task.future.cancel()
         if wait:
             engine.join()
+
+    def terminate_workers(self) -> None:
+        """Shut down and end every worker with SIGTERM at once (Python 3.14's ``ProcessPoolExecutor`` method).
+
+        Running tasks fail with :class:`~futurekit.WorkerCrashedError`, queued
+        ones with ``BrokenProcessPool``; no new task is accepted. Returns
+        without waiting; ``shutdown(wait=True)`` waits for the workers to be gone.
+        """
+        settle_all(self._engine.terminate(kill=False))
+
+    def kill_workers(self) -> None:
+        """As :meth:`terminate_workers`, with SIGKILL (which a worker cannot catch or ignore)."""
+        settle_all(self._engine.terminate(kill=True))
+
+    def interrupt(self, grace: float | None = None) -> None:
+        """Ctrl-C in ``with``: cancel queued tasks, stop running ones, and wait at most ``stop_grace + 1`` s.
+
+        A second Ctrl-C while waiting kills every worker at once and waits
+        (at most a second) only for them to be reaped.
+        """
+        engine = self._engine
+        try:
+            engine.stop_all()
+            if not engine.join(engine.stop_grace + 1.0 if grace is None else grace):
+                self.kill_workers()
+                engine.join(1.0)
+        except KeyboardInterrupt:
+            self.kill_workers()
+            engine.join(1.0)

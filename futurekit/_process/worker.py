@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import threading
 import types
 from collections.abc import Callable
+from struct import Struct
 from time import monotonic
-from typing import Any
+from typing import Any, ClassVar
 
+from .._errors import StopRequested
 from . import chunks, exceptions, payload, wire
 
 
@@ -128,13 +131,36 @@ def run_chunk(data: bytes) -> tuple[bool, bytes]:
 RUNNERS: dict[int, Callable[[bytes], tuple[bool, bytes]]] = {wire.CALL: run_call, wire.CHUNK: run_chunk}
 
 
-def watch_parent() -> None:
-    """Exit this worker as soon as its parent dies, even if the parent was SIGKILLed.
+class _Current:
+    """What this worker's main thread runs now; shared with its control thread and its stop signal handler."""
+
+    task = 0  # id of the task running now; 0 between tasks (and once a stop was raised in it)
+    stops: ClassVar[set[int]] = set()  # ids the parent asked to stop (running now, or handed over and not started)
+
+
+#: The signal that asks the main thread to stop its task (sent by this worker's own control thread).
+STOP_SIGNAL = getattr(signal, "SIGUSR1", None)
+
+
+def _on_stop_signal(signum: int, frame: types.FrameType | None) -> None:
+    """Raise StopRequested in the task running now, if the parent asked to stop exactly that one."""
+    task = _Current.task
+    if task and task in _Current.stops:
+        _Current.task = 0  # raise at most once per task: its cleanup code runs undisturbed
+        _Current.stops.discard(task)
+        raise StopRequested(task_id=task)
+
+
+def _watch(control: Any, main_thread: int) -> None:
+    """The worker's control thread: exit when the parent dies; turn the parent's stop requests into signals.
 
     A worker blocked on its task pipe never notices a dead parent by itself.
     The parent's sentinel reports its death under "spawn" and "forkserver";
     under "fork" sibling workers inherit each other's copy of it, so the thread
     also checks once a second whether the process that forked this one is gone.
+    A stop request names its task: the main thread is signalled only if it
+    runs that very task, so a request that arrives after the task ended stops
+    nothing (the signal handler checks again, in the main thread).
     """
     import multiprocessing
     import multiprocessing.connection
@@ -144,22 +170,35 @@ def watch_parent() -> None:
         return
     sentinel = parent.sentinel
     ppid = os.getppid()
+    watched: list[Any] = [sentinel, control]
+    try:
+        while True:
+            ready = multiprocessing.connection.wait(watched, timeout=1.0)
+            if sentinel in ready or os.getppid() != ppid:
+                break
+            if control in ready:
+                try:
+                    message = control.recv_bytes()
+                except (EOFError, OSError):  # the parent closed it: it is shutting this worker down
+                    watched.remove(control)
+                    continue
+                task = STOP.unpack(message)[0]
+                _Current.stops.add(task)
+                if _Current.task == task and STOP_SIGNAL is not None:
+                    signal.pthread_kill(main_thread, STOP_SIGNAL)
+    except BaseException:  # pragma: no cover - interpreter shutting down
+        return
+    os._exit(1)
 
-    def watch() -> None:
-        try:
-            while not multiprocessing.connection.wait([sentinel], timeout=1.0):
-                if os.getppid() != ppid:
-                    break
-        except BaseException:  # pragma: no cover - interpreter shutting down
-            return
-        os._exit(1)
 
-    threading.Thread(target=watch, name="futurekit-parent-watch", daemon=True).start()
+#: A stop request on the control pipe: the id of the task to stop.
+STOP = Struct("<q")
 
 
 def serve(
     tasks: Any,
     results: Any,
+    control: Any,
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     max_tasks: int | None,
@@ -167,9 +206,16 @@ def serve(
     """A worker's main loop in futurekit's own pool: run each task it is handed, in order, and send back its outcome.
 
     An empty message, the parent closing its end, or ``max_tasks`` tasks run
-    make it return (the process then exits with code 0).
+    make it return (the process then exits with code 0). Ctrl-C is the
+    parent's to handle: a worker ignores SIGINT (the terminal sends it to the
+    whole process group), and the parent stops what it wants stopped.
     """
-    watch_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if STOP_SIGNAL is not None:
+        signal.signal(STOP_SIGNAL, _on_stop_signal)
+    threading.Thread(
+        target=_watch, args=(control, threading.get_ident()), name="futurekit-worker-control", daemon=True
+    ).start()
     header = wire.HEADER
     if initializer is not None:
         try:
@@ -187,6 +233,7 @@ def serve(
     results.send_bytes(header.pack(wire.READY, 0, 0.0))
     size = header.size
     done = 0
+    current = _Current
     while max_tasks is None or done < max_tasks:
         try:
             message = tasks.recv_bytes()
@@ -196,7 +243,17 @@ def serve(
             return
         kind, task, _ = header.unpack_from(message)
         start = monotonic()
-        ok, data = RUNNERS[kind](message[size:])
+        try:
+            current.task = task  # from here on a stop request for this task raises StopRequested
+            if task in current.stops:  # stopped before it started: never run it
+                current.task = 0
+                current.stops.discard(task)
+                raise StopRequested(task_id=task)
+            ok, data = RUNNERS[kind](message[size:])
+            current.task = 0
+        except StopRequested as stop:  # raised outside the user's code (the runner catches it inside)
+            current.task = 0
+            ok, data = False, exceptions.capture(stop)
         del message
         results.send_bytes(header.pack(wire.VALUE if ok else wire.RAISED, task, monotonic() - start) + data)
         del data
