@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 import tracemalloc
 import weakref
 from concurrent.futures import CancelledError, Future, InvalidStateError, ThreadPoolExecutor
@@ -517,34 +516,20 @@ def test_executor_keeps_user_fn_off_the_completing_thread(pool: ThreadPoolExecut
 
 @pytest.mark.slow
 def test_gather_all_one_million_done_or_pending() -> None:
+    # Completes correctly, half done and half pending, without RecursionError. How its time
+    # grows with N is bench/combinators.py's business (the gather_all table's linearity line).
     n = 1_000_000
     futures: list[Future[int]] = [Future() for _ in range(n)]
     for i in range(0, n, 2):
         futures[i].set_result(i)
-    start = time.perf_counter()
     out = fk.gather_all(futures)
+    assert not out.done()
     for i in range(1, n, 2):
         futures[i].set_result(i)
-    elapsed = time.perf_counter() - start
     result = out.result(timeout=WAIT)
     assert len(result) == n
     assert result[12345] == 12345
     assert result[-1] == n - 1
-    del futures, result
-
-    # Linear: ten times the inputs cost well under a hundred times the time (generous
-    # bound for a shared machine; quadratic would be ~100x).
-    small = n // 10
-    futures = [Future() for _ in range(small)]
-    for i in range(0, small, 2):
-        futures[i].set_result(i)
-    start = time.perf_counter()
-    out = fk.gather_all(futures)
-    for i in range(1, small, 2):
-        futures[i].set_result(i)
-    small_elapsed = time.perf_counter() - start
-    assert len(out.result(timeout=WAIT)) == small
-    assert elapsed < 30 * max(small_elapsed, 1e-3)
 
 
 def test_gather_all_memory_per_element() -> None:
