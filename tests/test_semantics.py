@@ -1,4 +1,4 @@
-"""The semantics contract (DESIGN.md rules 1-9): each test fails if its rule breaks."""
+"""The semantics contract (the rules 1-9 of docs/semantics.md): each test fails if its rule breaks."""
 
 from __future__ import annotations
 
