@@ -13,12 +13,17 @@ Parts:
   4. Error path: a 20-frame-deep exception raised in a child, through fk.processes().submit (real frames)
      vs ProcessPoolExecutor.submit (stdlib string traceback) and vs tblib's data form over the same stdlib
      pool (real frames, no column positions): time per error.
+  5. The remote-traceback codec alone, in one process, on the same 20-frame error: futurekit's capture +
+     rebuild (to bytes and back; code cache cleared, and warm) vs traceback.format_exception (what the
+     stdlib's pool does to an error) vs tblib (pickle with pickling_support, then unpickle): time per
+     error, and the median of the per-round ratios to the stdlib. Target: capture + rebuild <= 0.80x.
 
 Part 1 then runs the target cases again back to back, round after round, and prints the median and
 interquartile range of the per-round ratios: load drift on a shared machine moves medians taken over
-the whole part, and cancels out within one round. Part 1 also times futurekit's map engine (futurekit._map.iter_map, compact chunk protocol) over a bare
-ProcessPoolExecutor, which separates the engine's cost from the executor layer's (payload pickling in
-submit, remote-traceback capture, crash attribution).
+the whole part, and cancels out within one round. Part 1 also times futurekit's map engine
+(futurekit._map.iter_map, compact chunk protocol) over a bare ProcessPoolExecutor, which separates the
+engine's cost from the executor layer's (payload pickling in submit, remote-traceback capture, crash
+attribution).
 
 Every pool is created and warmed up before timing (start-up excluded); process pools use the
 "forkserver" start method (futurekit's default on Linux), except mpire (its default, fork) and joblib/loky
@@ -487,11 +492,82 @@ def part4(p: Pools, n: int, repeats: int) -> None:
     print("  target: fk error <= 0.80x stdlib error")
 
 
+# --- part 5 -------------------------------------------------------------------------------------
+
+
+def part5(number: int, repeats: int) -> None:
+    import copyreg
+    import traceback
+
+    from futurekit._process import exceptions
+    from futurekit._process import frames as frame_codec
+
+    depth = 20
+    exc: BaseException = ValueError("deep() did not raise")
+    try:
+        deep(depth)
+    except ValueError as caught:
+        exc = caught
+    frames = len(traceback.extract_tb(exc.__traceback__))
+
+    def loop(fn: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            for _ in range(number):
+                fn()
+
+        return run
+
+    def fk_cold() -> None:
+        frame_codec._CODE_CACHE.clear()  # no help from the cache of rebuilt code objects
+        exceptions.rebuild(exceptions.capture(exc))
+
+    cases: list[tuple[str, Callable[[], object]]] = [
+        ("std", loop(lambda: traceback.format_exception(exc))),
+        ("fk_cold", loop(fk_cold)),
+        ("fk_warm", loop(lambda: exceptions.rebuild(exceptions.capture(exc)))),
+    ]
+    dispatch = dict(copyreg.dispatch_table)
+    try:
+        try:
+            from tblib import pickling_support
+
+            tblib_exc = ValueError("deep failure")
+            tblib_exc.__traceback__ = exc.__traceback__
+            pickling_support.install(tblib_exc)  # registers its reducers in copyreg: restored below
+            cases.append(("tblib", loop(lambda: pickle.loads(pickle.dumps(tblib_exc)))))
+        except ImportError:  # pragma: no cover
+            pass
+        for _, fn in cases:
+            fn()  # warm up
+        pairs = [("fk_cold", "std"), ("fk_warm", "std")] + ([("tblib", "std")] if len(cases) > 3 else [])
+        runs = rounds(cases, repeats)
+    finally:
+        copyreg.dispatch_table.clear()
+        copyreg.dispatch_table.update(dispatch)
+    median = {name: statistics.median(run[name] for run in runs) for name, _ in cases}
+    ratios = {(a, b): [run[a] / run[b] for run in runs] for a, b in pairs}
+    labels = {
+        "std": "traceback.format_exception (stdlib: text)",
+        "fk_cold": "futurekit capture + rebuild, code cache cleared",
+        "fk_warm": "futurekit capture + rebuild, code cache warm",
+        "tblib": "tblib pickle + unpickle (per-instance install)",
+    }
+    rows = [("traceback.format_exception (stdlib: text)", f"{median['std'] / number * 1e6:.0f}", "1.00x")]
+    for a, _ in pairs:
+        rows.append((labels[a], f"{median[a] / number * 1e6:.0f}", spread(ratios[(a, "std")])))
+    table(
+        f"Part 5: the codec alone, one {frames}-frame error, {number} per round, {repeats} rounds (in process)",
+        ("case", "us/error", "vs stdlib (median of per-round ratios)"),
+        rows,
+    )
+    print("  target: futurekit capture + rebuild (cache cleared) <= 0.80x stdlib")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes and 3 repeats")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per case (default 7, quick 3)")
-    parser.add_argument("--parts", default="1,2,3,4", help="comma-separated parts to run")
+    parser.add_argument("--parts", default="1,2,3,4,5", help="comma-separated parts to run")
     parser.add_argument("-n", type=int, default=None, help="part 1 task count (default 100000, quick 20000)")
     args = parser.parse_args()
     repeats = args.repeats or (3 if args.quick else 7)
@@ -500,6 +576,8 @@ def main() -> None:
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {WORKERS} workers")
     if 3 in parts:
         part3(20_000 if args.quick else 100_000, repeats)
+    if 5 in parts:
+        part5(200 if args.quick else 500, max(repeats, 5))
     if parts & {1, 2, 4}:
         p = Pools()
         try:

@@ -11,10 +11,12 @@ class RemoteError(Exception):
     """A child's exception that could not be rebuilt as its own type.
 
     Raised in the caller when an exception raised in a worker process could not
-    be pickled there, or could not be unpickled here (for example a custom
-    ``__init__`` with required arguments that ``args`` does not carry). It keeps
-    what is knowable: the original type's qualified name, its message, and, as
-    its ``__traceback__``, the remote frames.
+    be pickled there (its state holds a lock, say), or could not be rebuilt
+    here either by its own pickling or from its class and state. (A custom
+    ``__init__`` with required arguments is no obstacle: such an exception is
+    rebuilt as itself.) It keeps what is knowable: the original type's
+    qualified name, its message, and, as its ``__traceback__``, the remote
+    frames.
 
     Attributes:
         type_name: Qualified name of the original exception type, e.g.
@@ -27,12 +29,6 @@ class RemoteError(Exception):
         >>> err = fk.RemoteError("app.ParseError", "bad line 3", reason="not picklable")
         >>> print(err)
         app.ParseError: bad line 3 (not picklable)
-
-    Concurrency:
-        Blocking: Plain data; nothing blocks.
-        Callbacks: None.
-        Thread safety: Immutable after construction; safe to share.
-        Cancellation: Not applicable.
     """
 
     def __init__(self, type_name: str, message: str, *, reason: str = "") -> None:
@@ -73,12 +69,6 @@ class WorkerCrashedError(BrokenProcessPool):
         'SIGKILL'
         >>> print(err)
         worker died while running work(1): killed by SIGKILL (exit code -9)
-
-    Concurrency:
-        Blocking: Plain data; nothing blocks.
-        Callbacks: None.
-        Thread safety: Immutable after construction; safe to share.
-        Cancellation: Not applicable.
     """
 
     def __init__(self, message: str, *, task: str | None = None, exitcode: int | None = None) -> None:
@@ -128,12 +118,6 @@ class SerializationError(pickle.PicklingError):
         >>> import futurekit as fk
         >>> isinstance(fk.SerializationError("x"), __import__("pickle").PicklingError)
         True
-
-    Concurrency:
-        Blocking: Plain data; nothing blocks.
-        Callbacks: None.
-        Thread safety: Immutable after construction; safe to share.
-        Cancellation: Not applicable.
     """
 
 

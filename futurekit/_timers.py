@@ -11,6 +11,13 @@ Cancelling an entry drops its references at once (so whatever the callback
 would have touched can be freed by refcounting); the dead entry itself stays in
 the heap until it surfaces or until the heap is compacted, which happens when
 most of it is dead.
+
+Deadlines are read from the scheduler's ``clock`` (``time.monotonic`` by
+default). Tests install a scheduler whose clock they advance by hand (the
+module's ``_scheduler`` is looked up on every ``schedule()`` call) and call
+``wake()`` after each step, so the thread reads the clock again at once instead
+of sleeping out the real-time wait it computed from the previous reading. The
+thread's idle exit (``IDLE_EXIT``) is real time whatever the clock.
 """
 
 from __future__ import annotations
@@ -55,9 +62,13 @@ class Handle:
 
 
 class _Scheduler:
-    """A heap of (deadline, seq, Handle) served by one lazily started thread."""
+    """A heap of (deadline, seq, Handle) served by one lazily started thread.
 
-    def __init__(self) -> None:
+    ``clock`` returns the current time in seconds; it must never go backwards.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._reset()
 
     def _reset(self) -> None:
@@ -70,7 +81,7 @@ class _Scheduler:
     def schedule(self, delay: float, fn: Callable[[Any], object], arg: object) -> Handle:
         """Run ``fn(arg)`` on the scheduler thread after ``delay`` seconds."""
         handle = Handle(fn, arg, self)
-        deadline = time.monotonic() + delay
+        deadline = self._clock() + delay
         with self._cond:
             self._seq += 1
             heapq.heappush(self._heap, (deadline, self._seq, handle))
@@ -82,6 +93,11 @@ class _Scheduler:
                 # New earliest deadline: wake the thread so it sleeps less.
                 self._cond.notify()
         return handle
+
+    def wake(self) -> None:
+        """Make the thread read the clock again now (after a hand-driven clock moved)."""
+        with self._cond:
+            self._cond.notify()
 
     def note_cancelled(self) -> None:
         """Count a dead entry; compact the heap when mostly dead."""
@@ -101,6 +117,7 @@ class _Scheduler:
     def _run(self) -> None:
         cond = self._cond
         heap = self._heap
+        clock = self._clock
         while True:
             due: list[Handle] = []
             with cond:
@@ -115,7 +132,7 @@ class _Scheduler:
                             self._dead = 0
                             return
                         continue
-                    now = time.monotonic()
+                    now = clock()
                     if heap[0][0] > now:
                         cond.wait(heap[0][0] - now)
                         continue

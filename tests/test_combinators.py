@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 from _combinator_helpers import WAIT, CountingExecutor, OddFuture, no_logged_errors, pending, pool
+from timer_helpers import FakeClock, fake_clock
 
 import futurekit as fk
 from futurekit import _timers
 
 pytestmark = pytest.mark.usefixtures("no_logged_errors")
-__all__ = ["no_logged_errors", "pool"]  # fixtures, re-exported for pytest
+__all__ = ["fake_clock", "no_logged_errors", "pool"]  # fixtures, re-exported for pytest
 
 
 # ----------------------------------------------------------------------------- constructors
@@ -418,64 +419,68 @@ def test_race_and_first_success_need_inputs(combinator: Any) -> None:
 # ----------------------------------------------------------------------------- timeout
 
 
-def test_timeout_passes_value_through_and_drops_deadline() -> None:
+def test_timeout_passes_value_through_and_drops_deadline(fake_clock: FakeClock) -> None:
     src: Future[int] = Future()
     out = fk.timeout(src, 60)
     src.set_result(5)
-    assert out.result(timeout=WAIT) == 5
-    assert fk.timeout(fk.completed(1), 0).result(timeout=WAIT) == 1
+    assert out.result(timeout=0) == 5
+    assert _timers._scheduler.pending() == 0
+    fake_clock.advance(3600)  # the dropped deadline does nothing
+    assert out.result(timeout=0) == 5
+    assert fk.timeout(fk.completed(1), 0).result(timeout=0) == 1
     err = KeyError()
-    assert fk.timeout(fk.failed(err), 1).exception(timeout=WAIT) is err
+    assert fk.timeout(fk.failed(err), 1).exception(timeout=0) is err
 
 
-def test_timeout_expires_and_cancels_input() -> None:
+def test_timeout_expires_at_the_deadline_and_cancels_input(fake_clock: FakeClock) -> None:
     src: Future[int] = Future()
-    out = fk.timeout(src, 0.05)
-    exc = out.exception(timeout=WAIT)
+    out = fk.timeout(src, 0.5)
+    fake_clock.advance(0.375)
+    assert not out.done()
+    assert not src.cancelled()
+    fake_clock.advance(0.125)  # exactly the deadline (binary fractions add up exactly)
+    exc = out.exception(timeout=0)
     assert type(exc) is TimeoutError
+    assert str(exc) == "timeout(): input did not finish within 0.5 s"
     assert src.cancelled()
     with pytest.raises(TimeoutError):
         out.result(timeout=0)
 
 
-def test_timeout_infinite_never_schedules() -> None:
+def test_timeout_infinite_never_schedules(fake_clock: FakeClock) -> None:
     src: Future[int] = Future()
-    before = _timers._scheduler.pending()
     out = fk.timeout(src, math.inf)
-    assert _timers._scheduler.pending() == before
+    assert _timers._scheduler.pending() == 0
+    fake_clock.advance(1e9)
+    assert not out.done()
     src.set_result(1)
-    assert out.result(timeout=WAIT) == 1
+    assert out.result(timeout=0) == 1
 
 
-def test_timeout_cancel_output_cancels_input_and_timer() -> None:
+def test_timeout_cancel_output_cancels_input_and_timer(fake_clock: FakeClock) -> None:
     src: Future[int] = Future()
-    before = _timers._scheduler.pending()
     out = fk.timeout(src, 60)
-    assert _timers._scheduler.pending() == before + 1
+    assert _timers._scheduler.pending() == 1
     assert out.cancel()
     assert src.cancelled()
-    assert _timers._scheduler.pending() == before
+    assert _timers._scheduler.pending() == 0
 
 
-def test_timeout_cancelled_input_cancels_output() -> None:
+def test_timeout_cancelled_input_cancels_output(fake_clock: FakeClock) -> None:
     src: Future[int] = Future()
     out = fk.timeout(src, 60)
     assert src.cancel()
     assert out.cancelled()
+    assert _timers._scheduler.pending() == 0
 
 
-def test_timeout_thread_named() -> None:
+def test_timeout_thread_named(fake_clock: FakeClock) -> None:
     src: Future[int] = Future()
-    fired = threading.Event()
     names: list[str] = []
-
-    def record(_: object) -> None:
-        names.append(threading.current_thread().name)
-        fired.set()
-
     out = fk.timeout(src, 0.01)
-    out.add_done_callback(record)
-    assert fired.wait(WAIT)
+    out.add_done_callback(lambda _: names.append(threading.current_thread().name))
+    fake_clock.advance(0.01)  # returns once the timer thread has run the expiry
+    assert out.done()
     assert names == ["futurekit-timer"]
 
 
@@ -580,7 +585,7 @@ def test_bad_input_registers_nothing() -> None:
         fk.race(good, _bad(1))
     with pytest.raises(TypeError):
         fk.then(good, _bad(1))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"seconds must be >= 0"):
         fk.timeout(good, -1)
     with pytest.raises(TypeError):
         fk.recover(good, str, _bad(object))

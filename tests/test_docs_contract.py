@@ -5,8 +5,12 @@ method of every public class (methods inherited unchanged from the stdlib, or
 from ``typing``, are the stdlib's business and are skipped, as are dunder
 methods). Each callable needs a Google-style docstring with an ``Example:``
 section holding a doctest and, as its last section, a ``Concurrency:`` section
-with exactly the keys Blocking, Callbacks, Thread safety, Cancellation, in that
-order (STYLE.md). Properties need a docstring. Members of a ``Protocol`` are
+saying what happens in time, with exactly the keys Blocking, Callbacks, Thread
+safety, Cancellation, in that order (the house docstring style; docs/semantics.md
+shows the section and states the library-wide rules once). Exception classes
+need the docstring and the Example but no ``Concurrency:`` section (they are
+plain data), and properties need only a docstring; a ``Concurrency:`` section
+that is there anyway is checked all the same. Members of a ``Protocol`` are
 declarations, documented by the protocol's own docstring.
 
 It also checks the public face: ``__all__`` is sorted, has no duplicates and
@@ -102,32 +106,35 @@ def _sections(doc: str) -> list[tuple[str, list[str]]]:
     return result
 
 
-def docstring_problems(doc: str | None, *, full: bool = True) -> list[str]:
-    """Everything wrong with ``doc`` under the contract; empty when it complies."""
+def docstring_problems(doc: str | None, *, example: bool = True, concurrency: bool = True) -> list[str]:
+    """Everything wrong with ``doc`` under the contract; empty when it complies.
+
+    ``example`` and ``concurrency`` say whether those sections are required; a
+    Concurrency: section that is present is checked either way.
+    """
     if not doc or not doc.strip():
         return ["missing docstring"]
-    if not full:
-        return []
     problems: list[str] = []
     sections = _sections(doc)
     names = [name for name, _ in sections[1:]]
-    for name in set(names):
+    for name in sorted(set(names)):
         if names.count(name) > 1:
             problems.append(f"section {name}: appears {names.count(name)} times")
 
     examples = [body for name, body in sections if name in ("Example", "Examples")]
-    if not examples:
+    if example and not examples:
         problems.append("missing Example: section")
-    elif not any(line.lstrip().startswith(">>>") for body in examples for line in body):
+    elif examples and not any(line.lstrip().startswith(">>>") for body in examples for line in body):
         problems.append("Example: section has no doctest (>>>)")
 
-    concurrency = [body for name, body in sections if name == "Concurrency"]
-    if not concurrency:
-        problems.append("missing Concurrency: section")
+    bodies = [body for name, body in sections if name == "Concurrency"]
+    if not bodies:
+        if concurrency:
+            problems.append("missing Concurrency: section")
         return problems
     if names[-1] != "Concurrency":
         problems.append(f"Concurrency: must be the last section (found {names[-1]}: after it)")
-    problems.extend(_concurrency_problems(concurrency[0]))
+    problems.extend(_concurrency_problems(bodies[0]))
     return problems
 
 
@@ -177,7 +184,8 @@ class Item:
 
     qualname: str  # as the user spells it, e.g. "futurekit.Executor.submit"
     obj: object  # what carries the docstring (the function, class, or property)
-    full: bool  # full contract (callables) or docstring only (properties)
+    example: bool  # needs an Example: section (not properties)
+    concurrency: bool  # needs a Concurrency: section (not properties, not exception classes)
     globs: dict[str, Any]  # namespace the doctest runs in
 
     def __str__(self) -> str:
@@ -201,6 +209,10 @@ def _is_futurekit_class(klass: type) -> bool:
     return klass.__module__ == "futurekit" or klass.__module__.startswith("futurekit.")
 
 
+def _is_exception(obj: object) -> bool:
+    return inspect.isclass(obj) and issubclass(obj, BaseException)
+
+
 def _is_protocol(klass: type) -> bool:
     return bool(getattr(klass, "_is_protocol", False))
 
@@ -216,11 +228,11 @@ def _class_members(cls: type, prefix: str) -> Iterator[Item]:
         raw = vars(owner)[name]
         qualname = f"{prefix}.{name}"
         if isinstance(raw, property):
-            yield Item(qualname, raw, full=False, globs=_globals_of(raw))
+            yield Item(qualname, raw, example=False, concurrency=False, globs=_globals_of(raw))
         elif isinstance(raw, (staticmethod, classmethod)):
-            yield Item(qualname, raw.__func__, full=True, globs=_globals_of(raw.__func__))
+            yield Item(qualname, raw.__func__, example=True, concurrency=True, globs=_globals_of(raw.__func__))
         elif inspect.isfunction(raw) or inspect.isclass(raw) or callable(raw):
-            yield Item(qualname, raw, full=True, globs=_globals_of(raw))
+            yield Item(qualname, raw, example=True, concurrency=not _is_exception(raw), globs=_globals_of(raw))
         # Plain data attributes carry no docstring of their own.
 
 
@@ -238,10 +250,11 @@ def public_items() -> list[Item]:
                 continue
             seen.add(qualname)
             if inspect.isclass(obj):
-                items.append(Item(qualname, obj, full=True, globs=_globals_of(obj)))
+                concurrency = not _is_exception(obj)
+                items.append(Item(qualname, obj, example=True, concurrency=concurrency, globs=_globals_of(obj)))
                 items.extend(_class_members(obj, qualname))
             elif callable(obj):
-                items.append(Item(qualname, obj, full=True, globs=_globals_of(obj)))
+                items.append(Item(qualname, obj, example=True, concurrency=True, globs=_globals_of(obj)))
     return items
 
 
@@ -251,7 +264,7 @@ ITEMS = public_items()
 @pytest.mark.parametrize("item", ITEMS, ids=str)
 def test_docstring_contract(item: Item) -> None:
     # __doc__, not inspect.getdoc: an override must not borrow its base's docstring.
-    problems = docstring_problems(item.obj.__doc__, full=item.full)
+    problems = docstring_problems(item.obj.__doc__, example=item.example, concurrency=item.concurrency)
     assert not problems, f"{item.qualname}: " + "; ".join(problems)
 
 
@@ -375,6 +388,11 @@ def test_walk_covers_executor_methods_and_testing_helpers() -> None:
     assert "futurekit.testing.InlineExecutor.submit" in names
     assert "futurekit.RemoteError" in names
     assert "futurekit.WorkerCrashedError.signal_name" in names  # a property: docstring only
+    by_name = {item.qualname: item for item in ITEMS}
+    for exc in ("RemoteError", "SerializationError", "WorkerCrashedError"):  # exception classes: no Concurrency:
+        assert by_name[f"futurekit.{exc}"].example
+        assert not by_name[f"futurekit.{exc}"].concurrency
+    assert by_name["futurekit.Executor"].concurrency
     # Inherited unchanged from BaseException / the Protocol machinery: not ours to document.
     assert "futurekit.RemoteError.with_traceback" not in names
     assert "futurekit.FutureLike.result" not in names
@@ -424,7 +442,8 @@ GOOD = """Do a thing.
                 "Cancellation: Not applicable.", "Cancellation: No.\n        Callbacks: None."
             ),
             [
-                "Concurrency: keys must be in the order Blocking, Callbacks, Thread safety, Cancellation (found Blocking, Thread safety, Cancellation, Callbacks)"
+                "Concurrency: keys must be in the order Blocking, Callbacks, Thread safety, Cancellation"
+                " (found Blocking, Thread safety, Cancellation, Callbacks)"
             ],
         ),
         (GOOD.replace("Callbacks: None.", "Callbacks:"), ["Concurrency: key Callbacks: has no text"]),
@@ -437,8 +456,26 @@ def test_checker_flags_each_violation(doc: str | None, expected: list[str]) -> N
 
 
 def test_checker_property_needs_only_a_docstring() -> None:
-    assert docstring_problems("Name of the signal.", full=False) == []
-    assert docstring_problems(None, full=False) == ["missing docstring"]
+    assert docstring_problems("Name of the signal.", example=False, concurrency=False) == []
+    assert docstring_problems(None, example=False, concurrency=False) == ["missing docstring"]
+
+
+def test_checker_exception_class_needs_no_concurrency_section() -> None:
+    without = GOOD[: GOOD.index("    Concurrency:")]
+    assert docstring_problems(without, concurrency=False) == []
+    assert docstring_problems(without) == ["missing Concurrency: section"]
+    assert docstring_problems(without.replace(">>> 1 + 1", "1 + 1"), concurrency=False) == [
+        "Example: section has no doctest (>>>)"
+    ]
+
+
+def test_checker_optional_concurrency_section_is_still_checked() -> None:
+    broken = GOOD.replace("        Callbacks: None.\n", "")
+    expected = ["Concurrency: missing key(s) Callbacks:"]
+    assert docstring_problems(broken, concurrency=False) == expected
+    prop = "Name of the signal.\n\n" + broken[broken.index("    Concurrency:") :]
+    assert docstring_problems(prop, example=False, concurrency=False) == expected
+    assert docstring_problems(GOOD, example=False, concurrency=False) == []
 
 
 def test_checker_continuation_lines_belong_to_their_key() -> None:
@@ -464,5 +501,8 @@ def test_checker_on_a_class_walk() -> None:
     Child.__module__ = "futurekit"
     names = {item.qualname: item for item in _class_members(Child, "futurekit.Child")}
     assert set(names) == {"futurekit.Child.inherited", "futurekit.Child.method", "futurekit.Child.prop"}
-    assert not names["futurekit.Child.prop"].full
+    prop = names["futurekit.Child.prop"]
+    assert not prop.example
+    assert not prop.concurrency
+    assert names["futurekit.Child.method"].concurrency
     assert docstring_problems(names["futurekit.Child.method"].obj.__doc__) == ["missing docstring"]

@@ -219,7 +219,8 @@ def test_a_failing_gather_stops_the_siblings(pool2: fk.Executor, tmp_path: Path,
     sibling = pool2.submit(h.spin, str(path))
     started(path)
     failing = pool2.submit(h.fail, "boom")
-    out = fk.gather(sibling, failing) if combinator == "gather" else fk.gather_all([sibling, failing])
+    both: list[Future[Any]] = [sibling, failing]
+    out: Future[Any] = fk.gather(*both) if combinator == "gather" else fk.gather_all(both)
     with pytest.raises(ValueError, match="boom"):
         out.result(timeout=TIMEOUT)
     finished(path)
