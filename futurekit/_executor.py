@@ -85,7 +85,10 @@ class Executor(concurrent.futures.Executor):
             thread.
         Thread safety: Every method is safe to call from any thread.
         Cancellation: A pending future can be cancelled (the task never
-            runs); a running one cannot (``cancel()`` returns False).
+            runs). A running one is stopped on :func:`processes` (see
+            ``processes()``: ``cancel()`` returns True); on threads and on a
+            wrapped pool it cannot be (``cancel()`` returns False). Leaving
+            ``with`` by an exception cancels the tasks not yet started.
     """
 
     def __init__(self, inner: concurrent.futures.Executor, *, remote: bool | None = None) -> None:
@@ -196,8 +199,11 @@ class Executor(concurrent.futures.Executor):
             Thread safety: Safe from any thread, including from callbacks and
                 from inside the executor's own workers.
             Cancellation: ``cancel()`` succeeds while the task is pending, and
-                then it never runs; it returns False once the task is running
-                (``running()`` is True) or done.
+                then it never runs. Once it runs (``running()`` is True), on
+                :func:`processes` ``cancel()`` returns True and stops the task
+                (``StopRequested`` raised in it, then a kill after
+                ``stop_grace``); on threads and wrapped pools it returns False.
+                A done task refuses.
         """
         backend = self._backend
         if backend is None:
@@ -321,7 +327,8 @@ class Executor(concurrent.futures.Executor):
                 thread.
             Thread safety: Safe from any thread, any number of times.
             Cancellation: ``cancel_futures=True`` cancels pending tasks; tasks
-                already running always complete.
+                already running complete (to stop them, cancel their futures on
+                :func:`processes`, or use ``terminate_workers()``).
         """
         with self._shutdown_lock:
             self._closed = True
@@ -467,7 +474,8 @@ def threads(
         Blocking: Never blocks; threads start on demand.
         Callbacks: Done-callbacks run in the worker thread that ran the task.
         Thread safety: The executor is safe to use from any thread.
-        Cancellation: Pending tasks can be cancelled; running ones cannot.
+        Cancellation: Pending tasks can be cancelled; running ones cannot
+            (a thread cannot be stopped): ``cancel()`` returns False.
     """
     return Executor(ThreadPoolExecutor(max_workers, thread_name_prefix, initializer, initargs))
 
@@ -535,6 +543,16 @@ def processes(
     ``shutdown`` shuts down without waiting; at interpreter exit, pools still
     running are shut down and waited for.
 
+    **Running tasks can be stopped.** ``cancel()`` on a running task returns
+    True, cancels its future at once and stops the task: first softly, by
+    raising :class:`futurekit.StopRequested` inside it (so its ``finally``
+    blocks and ``with`` statements run), then, if it still runs after
+    ``stop_grace`` seconds, by killing its worker, which is replaced. A stop
+    names its task: it never reaches another task. So ``timeout``, ``race``,
+    ``first_success``, a failing ``gather``, a closed ``map`` iterator and
+    Ctrl-C in ``with`` stop the process work they no longer need (see
+    docs/stopping.md). Workers ignore SIGINT: the parent decides what stops.
+
     Args:
         max_workers: Number of worker processes (default: the CPUs usable).
         mp_context: A multiprocessing context or a start method name
@@ -545,14 +563,24 @@ def processes(
             picklable.
         initargs: Arguments for ``initializer``.
         max_tasks_per_child: Replace a worker after this many tasks.
+        stop_grace: Seconds a stopped task may take to end after
+            ``StopRequested`` was raised in it, before its worker is killed
+            (0: kill at once).
+        task_timeout: A task running longer than this many seconds is
+            stopped and fails with :class:`futurekit.TaskTimeoutError`;
+            None: no limit.
+        cancel_running: False keeps the stdlib's rule: ``cancel()`` of a
+            running task returns False and the task runs on.
 
     Returns:
         The executor.
 
     Raises:
         ValueError: If ``max_workers`` or ``max_tasks_per_child`` is below 1,
-            or ``mp_context`` names an unknown start method.
-        TypeError: If ``initializer`` is not callable.
+            ``mp_context`` names an unknown start method, ``stop_grace`` is
+            negative or NaN, or ``task_timeout`` is not above 0.
+        TypeError: If ``initializer`` is not callable, ``stop_grace`` or
+            ``task_timeout`` is not a number, or ``cancel_running`` not a bool.
 
     Example:
         >>> import futurekit as fk
@@ -567,8 +595,12 @@ def processes(
             every other result. A cancelled future's run in the thread that
             cancelled it.
         Thread safety: The executor is safe to use from any thread.
-        Cancellation: A task can be cancelled until it is handed to a worker;
-            from then on ``running()`` is True and ``cancel()`` returns False.
+        Cancellation: A queued task is cancelled and never runs; a running
+            one (``running()`` is True) is cancelled and stopped, unless
+            ``cancel_running=False``. Leaving ``with`` by an exception
+            cancels the queued tasks; by ``KeyboardInterrupt`` it also stops
+            the running ones and returns within ``stop_grace`` + 1 s (a
+            second Ctrl-C kills the workers at once).
     """
     if max_workers is None:
         cpus = getattr(os, "process_cpu_count", os.cpu_count)() or 1

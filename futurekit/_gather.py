@@ -285,7 +285,9 @@ def gather(*futures: FutureLike[Any], return_exceptions: bool = False) -> Future
             and from inside executor workers; inputs may complete concurrently.
         Cancellation: Cancelling the result cancels every input that has not
             finished; a cancelled input cancels the result (unless
-            ``return_exceptions=True``) and the other inputs.
+            ``return_exceptions=True``) and the other inputs. On failure the
+            other inputs are cancelled: on ``fk.processes()`` running ones are
+            stopped; on threads they run on.
     """
     return _gather("gather()", futures, return_exceptions, as_tuple=True)
 
@@ -359,6 +361,8 @@ def gather_all(futures: Iterable[FutureLike[Any]], *, return_exceptions: bool = 
             and from inside executor workers; inputs may complete concurrently.
         Cancellation: Cancelling the result cancels every input that has not
             finished; a cancelled input cancels the result (unless
-            ``return_exceptions=True``) and the other inputs.
+            ``return_exceptions=True``) and the other inputs. On failure the
+            other inputs are cancelled: on ``fk.processes()`` running ones are
+            stopped; on threads they run on.
     """
     return _gather("gather_all()", futures, return_exceptions, as_tuple=False)

@@ -138,6 +138,8 @@ def race(*futures: FutureLike[Any]) -> Future[Any]:
             many complete concurrently.
         Cancellation: Cancelling the result cancels every input that has not
             finished; a cancelled input that settles first cancels the result.
+            The losers are cancelled: on ``fk.processes()`` a running loser is
+            stopped; on threads it runs on.
     """
     if not futures:
         raise ValueError("race(): needs at least one future, got none")
@@ -292,6 +294,8 @@ def first_success(*futures: FutureLike[Any]) -> Future[Any]:
             many inputs complete concurrently.
         Cancellation: Cancelling the result cancels every input that has not
             finished; a cancelled input counts as a failure (CancelledError).
+            Once one succeeds the others are cancelled: on ``fk.processes()``
+            running ones are stopped; on threads they run on.
     """
     if not futures:
         raise ValueError("first_success(): needs at least one future, got none")

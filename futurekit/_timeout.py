@@ -119,8 +119,10 @@ def timeout(f: FutureLike[T], seconds: float) -> Future[T]:
             and from inside executor workers.
         Cancellation: Cancelling the result cancels ``f`` if it has not
             finished and drops the deadline; a cancelled ``f`` cancels the
-            result. At the deadline ``f`` is cancelled (it may refuse if it is
-            already running).
+            result. At the deadline ``f`` is cancelled: a task of
+            ``fk.processes()`` is stopped even while it runs (within
+            ``seconds`` + the pool's ``stop_grace``); a running thread task
+            refuses and runs on.
     """
     check_future("timeout()", "f", f)
     return _Timeout(f, check_seconds("timeout()", "seconds", seconds)).start()
