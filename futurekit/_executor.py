@@ -277,7 +277,9 @@ class Executor(concurrent.futures.Executor):
             Cancellation: Once a result was asked for, closing the iterator
                 (``close()``, ``break``, garbage collection), an error reaching
                 the consumer, a timeout or a ``KeyboardInterrupt`` cancels
-                every task not yet started. An iterator dropped without ever
+                every task not yet started, and on :func:`processes` stops
+                the chunks running (threads run them to the end). An iterator
+                dropped without ever
                 being consumed lets the tasks ``map`` already started run, as
                 the stdlib's does, but reads no more input.
         """

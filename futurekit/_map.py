@@ -19,7 +19,8 @@ How it moves through time:
   completion and wakes the consumer through a condition variable.
 * Closing the iterator, dropping it after asking for a result, an error
   reaching the consumer, a timeout or a ``KeyboardInterrupt`` cancels every
-  chunk not yet started. An iterator dropped unconsumed lets its first window
+  chunk not yet started (and the chunks in flight, which ``fk.processes()``
+  stops; threads run them to the end). An iterator dropped unconsumed lets its first window
   run (as the stdlib's map runs every task) and reads no more input.
 
 Automatic chunk sizes start at one item and grow toward a target duration per
@@ -550,8 +551,10 @@ def iter_map(
             exception reaching the consumer (an item's error, the input's
             error, TimeoutError, a KeyboardInterrupt while waiting or while
             the consumer handles a result) cancels every chunk not yet
-            started and returns at once; chunks already running finish in
-            their workers and their results are discarded.
+            started and returns at once; it also cancels the chunks in
+            flight, which stops them on an executor that stops running work
+            (``fk.processes()``); elsewhere (threads) they finish in their
+            workers and their results are discarded.
     """
     if chunksize is not None and chunksize < 1:
         raise ValueError(f"chunksize must be >= 1, got {chunksize}")
