@@ -28,6 +28,7 @@ test: $(BIN)/.installed
 bench: $(BIN)/.bench-installed
 	$(BIN)/python bench/combinators.py
 	$(BIN)/python bench/executors.py
+	$(BIN)/python bench/stopping.py
 
 clean:
 	rm -rf .venv .venv-* .mypy_cache .pytest_cache .hypothesis

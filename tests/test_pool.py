@@ -35,7 +35,7 @@ def _state(
     workers = []
     for load, last in loads:
         w = _engine.Worker(None, Any, Any, None, None)  # type: ignore[arg-type]
-        w.assigned.extend(_engine.Task(i, b"", decode_value, str, state.stopper) for i in range(load))
+        w.assigned.extend(_engine.Task(i, b"", decode_value, str, state.Future()) for i in range(load))
         w.last_seconds = last
         workers.append(w)
     state.workers = workers

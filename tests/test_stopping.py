@@ -341,7 +341,10 @@ def test_ctrl_c_in_with_stops_running_tasks_and_returns(tmp_path: Path) -> None:
     assert all(gone(p) for p in pids)
     assert (tmp_path / "task0.fin").exists()  # soft stop: the running tasks' finally blocks ran
     assert (tmp_path / "task1.fin").exists()
-    assert sorted(p.name for p in tmp_path.glob("*.started")) == ["task0.started", "task1.started"]  # nothing queued ran
+    assert sorted(p.name for p in tmp_path.glob("*.started")) == [
+        "task0.started",
+        "task1.started",
+    ]  # nothing queued ran
 
 
 def test_a_second_ctrl_c_kills_the_workers(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ from concurrent.futures import _base as _futures_base
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection, wait
 from time import monotonic
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from .._errors import DeadlockError, TaskTimeoutError, WorkerCrashedError
 from .._settle import set_exception, set_result
@@ -76,14 +76,19 @@ class Stopper:
         self.cancel_running = cancel_running
         self.reader = 0  # thread id of the pool's reader thread, once it runs
 
-    def stop(self, task_id: int) -> None:
+    def stop(self, future: PoolFuture) -> None:
         engine = self.engine()
         if engine is not None:
-            engine.stop_task(task_id)
+            engine.stop_task(future)
 
 
 _RUNNING: Final = _futures_base.RUNNING
 _UNSETTLED: Final = (_futures_base.PENDING, _futures_base.RUNNING)
+_DEADLOCK: Final = (
+    "futurekit: result() of a pending task of fk.processes() was called on that pool's own result thread (from a "
+    "done-callback, or from a then/chain/recover function run inline there), which is the thread that would settle "
+    "it: the wait could never end. Pass executor= to then/chain/recover, or chain on the future instead of waiting."
+)
 
 
 class PoolFuture(Future[Any]):
@@ -95,27 +100,17 @@ class PoolFuture(Future[Any]):
     unless the pool keeps the stdlib's rule (``cancel_running=False``).
     ``result()`` and ``exception()`` raise :class:`~futurekit.DeadlockError`
     instead of waiting forever on the pool's own reader thread.
+
+    Each pool makes its own subclass (:func:`future_class`) whose class
+    attribute ``stopper`` leads to the pool: a future costs nothing more to
+    make than a plain ``Future``.
     """
 
-    def __init__(self, stopper: Stopper, task_id: int) -> None:
-        super().__init__()
-        self._stopper = stopper
-        self._task_id = task_id
+    stopper: ClassVar[Stopper]
 
     def cancel(self) -> bool:
-        with self._condition:
-            if self._state == _RUNNING:
-                if not self._stopper.cancel_running:
-                    return False
-                self._state = _futures_base.CANCELLED_AND_NOTIFIED
-                for waiter in self._waiters:
-                    waiter.add_cancelled(self)
-                self._condition.notify_all()
-                running = True
-            else:
-                running = False
-        if running:
-            self._stopper.stop(self._task_id)  # first: the queued task behind it starts sooner
+        if self._state == _RUNNING and self.stopper.cancel_running and self._cancel_running():
+            self.stopper.stop(self)
             self._invoke_callbacks()  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue] - the stdlib's own step of cancel()
             return True
         if not Future.cancel(self):
@@ -127,36 +122,21 @@ class PoolFuture(Future[Any]):
 
     def force_cancel(self) -> bool:
         """Cancel even a RUNNING future, whatever the pool's cancel rule (Ctrl-C); the caller stops its task."""
-        with self._condition:
-            if self._state != _RUNNING:
-                running = False
-            else:
-                self._state = _futures_base.CANCELLED_AND_NOTIFIED
-                for waiter in self._waiters:
-                    waiter.add_cancelled(self)
-                self._condition.notify_all()
-                running = True
-        if running:
+        if self._cancel_running():
             self._invoke_callbacks()  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue] - the stdlib's own step of cancel()
             return True
         return self.cancel()
 
-    def _check_deadlock(self, timeout: float | None) -> None:
-        if self._state in _UNSETTLED and timeout != 0 and threading.get_ident() == self._stopper.reader:
-            raise DeadlockError(
-                "futurekit: result() of a pending task of fk.processes() was called on that pool's own result "
-                "thread (from a done-callback, or from a then/chain/recover function run inline there), which is "
-                "the thread that would settle it: the wait could never end. Pass executor= to then/chain/recover, "
-                "or chain on the future instead of waiting for it."
-            )
-
-    def result(self, timeout: float | None = None) -> Any:
-        self._check_deadlock(timeout)
-        return super().result(timeout)
-
-    def exception(self, timeout: float | None = None) -> BaseException | None:
-        self._check_deadlock(timeout)
-        return super().exception(timeout)
+    def _cancel_running(self) -> bool:
+        """RUNNING -> cancelled, waiters notified (the caller runs the callbacks); False if it was not RUNNING."""
+        with self._condition:
+            if self._state != _RUNNING:
+                return False
+            self._state = _futures_base.CANCELLED_AND_NOTIFIED
+            for waiter in self._waiters:
+                waiter.add_cancelled(self)
+            self._condition.notify_all()
+        return True
 
     def start(self) -> bool:
         """Mark it running (it is being handed to a worker); False if it was cancelled."""
@@ -166,7 +146,24 @@ class PoolFuture(Future[Any]):
                 return self.set_running_or_notify_cancel()
             if state == _futures_base.CANCELLED:
                 self.set_running_or_notify_cancel()
-            return state == _futures_base.RUNNING
+            return state == _RUNNING
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self._state in _UNSETTLED and timeout != 0 and threading.get_ident() == self.stopper.reader:
+            raise DeadlockError(_DEADLOCK)
+        return Future.result(self, timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if self._state in _UNSETTLED and timeout != 0 and threading.get_ident() == self.stopper.reader:
+            raise DeadlockError(_DEADLOCK)
+        return Future.exception(self, timeout)
+
+
+def future_class(stopper: Stopper) -> type[PoolFuture]:
+    """The future class of one pool: :class:`PoolFuture` with that pool's ``stopper``."""
+    return type(
+        "PoolFuture", (PoolFuture,), {"stopper": stopper, "__module__": __name__, "__doc__": PoolFuture.__doc__}
+    )
 
 
 class Task:
@@ -175,13 +172,13 @@ class Task:
     __slots__ = ("decode", "describe", "future", "id", "message")
 
     def __init__(
-        self, task_id: int, message: bytes, decode: Decoder, describe: Callable[[], str], stopper: Stopper
+        self, task_id: int, message: bytes, decode: Decoder, describe: Callable[[], str], future: PoolFuture
     ) -> None:
         self.id = task_id
         self.message = message  # wire.HEADER + payload
         self.decode = decode
         self.describe = describe
-        self.future = PoolFuture(stopper, task_id)
+        self.future = future
 
 
 class Worker:
@@ -257,6 +254,7 @@ class Engine:
         self.stop_grace = stop_grace  # seconds between a soft stop and the kill
         self.task_timeout = task_timeout
         self.stopper = Stopper(self, cancel_running)
+        self.Future = future_class(self.stopper)  # every task's future is one of these
         self.kills_pending = 0  # workers with a kill_at set: the reader must wake up in time
         self.initializer = initializer
         self.initargs = initargs
@@ -429,7 +427,7 @@ class Engine:
                     task = self.queue.popleft()
                     if not task.future.start():
                         continue  # cancelled while queued
-                    if not target.assigned:
+                    if not target.assigned and self.task_timeout is not None:
                         target.head_since = monotonic()
                     target.assigned.append(task)
                     if target.budget is not None:
@@ -528,7 +526,7 @@ class Engine:
             task = w.assigned.popleft()
             if w.stop_id:  # it ended (stopped or not): no kill
                 self._stop_done(w)
-            if w.assigned:
+            if w.assigned and self.task_timeout is not None:
                 w.head_since = monotonic()
             w.last_seconds = seconds
             self.startup_deaths = 0
@@ -536,7 +534,7 @@ class Engine:
         body = data[wire.HEADER.size :]
         del data
         future = task.future
-        if future.done():  # cancelled (and stopped) or timed out meanwhile: nothing to decode
+        if future._state != _RUNNING:  # pyright: ignore[reportPrivateUsage] - cancelled (and stopped) or timed out meanwhile: nothing to decode
             return True
         try:
             if kind == wire.VALUE:
@@ -606,12 +604,12 @@ class Engine:
 
     # --- stopping running tasks ---------------------------------------------------------------
 
-    def stop_task(self, task_id: int) -> None:
-        """Stop the task with this id if a worker has it (its future was cancelled while RUNNING)."""
+    def stop_task(self, future: PoolFuture) -> None:
+        """Stop the task of this future if a worker has it (the future was cancelled while RUNNING)."""
         with self.lock:
             for w in self.workers:
                 for task in w.assigned:
-                    if task.id == task_id:
+                    if task.future is future:
                         self._request_stop(w, task)
                         return
 

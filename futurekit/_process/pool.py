@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -34,16 +35,31 @@ _exiting = False  # the interpreter is shutting down: no new tasks
 
 
 def _shutdown_at_exit() -> None:
-    """At interpreter exit, finish every running pool's work, as the stdlib does for its pools."""
+    """At interpreter exit, finish every running pool's work, as the stdlib does for its pools.
+
+    Unless the program is ending by Ctrl-C (an uncaught ``KeyboardInterrupt``,
+    which the interpreter has printed and kept in ``sys.last_value`` by now):
+    then, as when a ``with`` block is left by Ctrl-C, queued tasks are
+    cancelled and running ones stopped, and exit waits at most ``stop_grace``
+    + 1 s for them.
+    """
     global _exiting
     _exiting = True
+    interrupted = isinstance(getattr(sys, "last_value", None), KeyboardInterrupt)
     # Only this process's pools: a child forked from here (a "fork" worker, or os.fork())
     # inherits the objects, but not their threads, and maybe a lock one of them held.
     engines = [engine for engine in list(_live) if engine.pid == os.getpid()]
     for engine in engines:
-        engine.begin_shutdown(False)
+        if interrupted:
+            engine.stop_all()
+        else:
+            engine.begin_shutdown(False)
     for engine in engines:
-        engine.join()
+        if not interrupted:
+            engine.join()
+        elif not engine.join(engine.stop_grace + 1.0):
+            settle_all(engine.terminate(kill=True))
+            engine.join(1.0)
 
 
 _register = getattr(threading, "_register_atexit", None)
@@ -154,7 +170,7 @@ class ProcessPool(concurrent.futures.Executor):
         data, decode, describe = encoded
         engine = self._engine
         task_id = engine.next_id()
-        task = Task(task_id, wire.HEADER.pack(kind, task_id, 0.0) + data, decode, describe, engine.stopper)
+        task = Task(task_id, wire.HEADER.pack(kind, task_id, 0.0) + data, decode, describe, engine.Future())
         with engine.lock:
             if engine.broken is not None:
                 raise BrokenProcessPool(engine.broken)
