@@ -16,9 +16,10 @@ Parts:
 
 Part 1 then runs the target cases again back to back, round after round, and prints the median and
 interquartile range of the per-round ratios: load drift on a shared machine moves medians taken over
-the whole part, and cancels out within one round. Part 1 also times futurekit's map engine (futurekit._map.iter_map, compact chunk protocol) over a bare
-ProcessPoolExecutor, which separates the engine's cost from the executor layer's (payload pickling in
-submit, remote-traceback capture, crash attribution).
+the whole part, and cancels out within one round. Part 1 also times futurekit's map engine
+(futurekit._map.iter_map, compact chunk protocol) over a bare ProcessPoolExecutor, which separates the
+engine's cost from the executor layer's (payload pickling in submit, remote-traceback capture, crash
+attribution).
 
 Every pool is created and warmed up before timing (start-up excluded); process pools use the
 "forkserver" start method (futurekit's default on Linux), except mpire (its default, fork) and joblib/loky
