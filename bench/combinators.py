@@ -439,7 +439,8 @@ def _paired(r: dict[str, Any], a: str, b: str) -> float:
 def bench_gather(sizes: list[int], samples: int, min_elements: int, timeout: float) -> list[str]:
     misses: list[str] = []
     print(
-        "\n== gather_all: ns per element (median); fk/raw = median of paired ratios; bytes per element beyond the inputs"
+        "\n== gather_all: ns per element (median); fk/raw = median of paired ratios;"
+        " bytes per element beyond the inputs"
     )
     print("   inputs = completing the inputs with no aggregate (pending mode only); f_seq = more_executors.f_sequence")
     print(
@@ -471,8 +472,10 @@ def bench_gather(sizes: list[int], samples: int, min_elements: int, timeout: flo
             held = r.get("futurekit", {}).get("held_bytes", nan)
             inputs = _fmt_cell(r, "inputs-only") if mode == "pending" else f"{'-':>8}"
             print(
-                f"{mode:8} {fmt_n(n):>5} | {_fmt_cell(r, 'futurekit'):>9} {_fmt_cell(r, 'raw')} {inputs} {_fmt_cell(r, 'more_executors')} | "
-                f"{ratio:6.2f} {mex_ratio:9.2f} | {held:7.0f} {peak['futurekit']:7.0f} {peak['raw']:8.0f} {peak['more_executors']:9.0f}"
+                f"{mode:8} {fmt_n(n):>5} | {_fmt_cell(r, 'futurekit'):>9} {_fmt_cell(r, 'raw')} {inputs} "
+                f"{_fmt_cell(r, 'more_executors')} | "
+                f"{ratio:6.2f} {mex_ratio:9.2f} | {held:7.0f} {peak['futurekit']:7.0f} {peak['raw']:8.0f} "
+                f"{peak['more_executors']:9.0f}"
             )
             for key in ("error",):
                 if key in r:
@@ -516,7 +519,8 @@ def bench_hops(hop_counts: list[int], samples: int, min_elements: int, timeout: 
     print("\n== then / chain: ns per hop (median); fk/raw = median of paired ratios to the trampolined raw chain")
     print("   raw+cancel: the raw then-chain plus an output->input cancel link (what rule 5 costs), for reference")
     print(
-        f"{'op':6} {'root':8} {'hops':>5} | {'futurekit':>9} {'raw':>8} {'raw+cncl':>8} {'more_ex':>8} | {'fk/raw':>6} {'fk/r+c':>6} {'mex/raw':>7}"
+        f"{'op':6} {'root':8} {'hops':>5} | {'futurekit':>9} {'raw':>8} {'raw+cncl':>8} {'more_ex':>8} | "
+        f"{'fk/raw':>6} {'fk/r+c':>6} {'mex/raw':>7}"
     )
     for fk_m, raw_m, mex_m in (("then", "raw-then", "f_map"), ("chain", "raw-chain", "f_flat_map")):
         probe = run_cell("probe", timeout, method=mex_m, limit=2000)
@@ -547,7 +551,8 @@ def bench_hops(hop_counts: list[int], samples: int, min_elements: int, timeout: 
                     print(f"         {r[mex_m]['error']}")
                 if ratio == ratio and ratio > HOP_RATIO_TARGET:
                     misses.append(
-                        f"{fk_m} {mode} root, {fmt_n(hops)} hops: {ratio:.2f}x raw chain (target <= {HOP_RATIO_TARGET}x)"
+                        f"{fk_m} {mode} root, {fmt_n(hops)} hops: {ratio:.2f}x raw chain"
+                        f" (target <= {HOP_RATIO_TARGET}x)"
                     )
         if "max_hops" in probe:
             what = f"works up to {probe['max_hops']} hops" + (
@@ -592,9 +597,10 @@ def bench_import(runs: int) -> list[str]:
     cum = med.get("futurekit", float("nan"))
     base = med.get("concurrent.futures", 0.0)
     wall = statistics.median(wall_import) - statistics.median(wall_bare)
-    print("\n== import futurekit (fresh processes, .pyc files written, medians of %d)" % runs)
+    print(f"\n== import futurekit (fresh processes, .pyc files written, medians of {runs})")
     print(
-        f"   -X importtime cumulative:  {cum:6.1f} ms   (of which concurrent.futures {base:.1f} ms; futurekit beyond it {cum - base:.1f} ms)"
+        f"   -X importtime cumulative:  {cum:6.1f} ms   (of which concurrent.futures {base:.1f} ms;"
+        f" futurekit beyond it {cum - base:.1f} ms)"
     )
     print(
         f"   wall, over a bare start:   {wall:6.1f} ms   (bare interpreter start {statistics.median(wall_bare):.1f} ms)"
@@ -647,7 +653,8 @@ def main(argv: list[str] | None = None) -> int:
     import futurekit
 
     print(
-        f"futurekit {futurekit.__version__} on {platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs"
+        f"futurekit {futurekit.__version__} on {platform.python_implementation()} {platform.python_version()},"
+        f" {os.cpu_count()} CPUs"
     )
     print(f"medians of {samples} samples; each sample covers >= {min_elements:,} elements/hops; GC off while timing")
     misses: list[str] = []

@@ -105,9 +105,9 @@ def _as_completed(items: list[Any], deadline: float | None) -> Iterator[Any]:
         for index, maybe in enumerate(notifiers):
             if maybe is not None:
                 maybe.waiter = None
-                fut = items[index]
-                if type(fut) is Future:
-                    _remove_callback(fut, maybe)
+                pending: FutureLike[Any] | None = items[index]
+                if type(pending) is Future:
+                    _remove_callback(pending, maybe)
         items.clear()
 
 

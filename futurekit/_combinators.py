@@ -96,7 +96,8 @@ def failed(exc: BaseException) -> Future[Any]:
         Thread safety: Safe to call from any thread.
         Cancellation: The future is done, so ``cancel()`` returns False.
     """
-    if not isinstance(exc, BaseException):
+    # Typed BaseException, but callers pass exception classes and strings anyway: keep the run-time check.
+    if not isinstance(exc, BaseException):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise TypeError(f"failed(): exc must be an exception instance, got {describe(exc)}")
     out: Future[Any] = Future()
     out.set_exception(exc)

@@ -286,7 +286,8 @@ class Executor(concurrent.futures.Executor):
         checks: tuple[tuple[str, object], ...] = (("chunksize", chunksize), ("buffersize", buffersize))
         for name, value in checks:
             if value is not None:
-                if not isinstance(value, int) or isinstance(value, bool):
+                # Typed int | None, but callers pass floats and strings anyway: keep the run-time check.
+                if not isinstance(value, int) or isinstance(value, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
                     raise TypeError(f"{name} must be an integer or None")
                 if value < 1:
                     raise ValueError(f"{name} must be >= 1.")
@@ -605,11 +606,13 @@ def processes(
             second Ctrl-C kills the workers at once).
     """
     if max_workers is None:
-        cpus = getattr(os, "process_cpu_count", os.cpu_count)() or 1
+        cpu_count: Callable[[], int | None] = getattr(os, "process_cpu_count", os.cpu_count)  # 3.13+
+        cpus = cpu_count() or 1
         max_workers = min(cpus, 61) if sys.platform == "win32" else cpus
     else:
         requested: object = max_workers
-        if not isinstance(requested, int) or requested <= 0:
+        # Typed int, but callers pass floats and strings anyway: keep the run-time check.
+        if not isinstance(requested, int) or requested <= 0:  # pyright: ignore[reportUnnecessaryIsInstance]
             raise ValueError("max_workers must be greater than 0")
     if initializer is not None and not callable(initializer):
         raise TypeError("initializer must be a callable")

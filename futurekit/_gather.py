@@ -293,7 +293,8 @@ def gather(*futures: FutureLike[Any], return_exceptions: bool = False) -> Future
 
 
 def _gather(where: str, futures: Iterable[object], return_exceptions: bool, *, as_tuple: bool) -> Future[Any]:
-    if not isinstance(return_exceptions, bool):
+    # Typed bool, but a truthy non-bool (e.g. an exception class) is a common mistake: keep the run-time check.
+    if not isinstance(return_exceptions, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise TypeError(f"{where}: return_exceptions must be a bool, got {return_exceptions!r}")
     inputs: list[Any] = list(futures)
     results: list[Any] = [None] * len(inputs)
@@ -301,6 +302,7 @@ def _gather(where: str, futures: Iterable[object], return_exceptions: bool, *, a
     # the inputs already done with a value, with no callback: they are replaced
     # by None, so the state never holds them.
     remaining = 0
+    fut: FutureLike[Any]  # checked in the loop; declared so that type(fut) is Future gives Future[Any]
     for index, fut in enumerate(inputs):
         if type(fut) is Future:
             if fut._state == _FINISHED and fut._exception is None:

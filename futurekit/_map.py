@@ -36,11 +36,12 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import CancelledError, Future
 from itertools import chain, compress, islice, starmap
 from time import monotonic
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, NoReturn, TypeVar, cast
 
 from ._process.chunks import Star
 
 R = TypeVar("R")
+V = TypeVar("V")
 
 #: ``submit_chunk(fn, chunk)``: one task for one chunk (see :func:`iter_map` for the protocol).
 SubmitChunk = Callable[[Callable[..., Any], list[Any]], Future[Any]]
@@ -180,6 +181,7 @@ class _MapState(Generic[R]):
                 self._release_source()
                 return
             self.read += len(items)
+            fut: Future[Any]
             try:
                 fut = self.submit_chunk(self.fn, items)
             except Exception as exc:
@@ -320,6 +322,14 @@ class _MapIterator(chain[R]):
     _batches: Generator[Iterator[R], None, None]
     _state: _MapState[R]
 
+    @staticmethod
+    def start(batches: Generator[Iterator[V], None, None], state: _MapState[V]) -> _MapIterator[V]:
+        """The iterator over ``batches`` (primed by iter_map), closing ``state`` on ``close()``."""
+        it = cast("_MapIterator[V]", _MapIterator.from_iterable(batches))
+        it._batches = batches
+        it._state = state
+        return it
+
     def close(self) -> None:
         """Stop: cancel every chunk not yet started; later ``next()`` raises StopIteration."""
         self._state.cancel_on_close = True
@@ -329,7 +339,7 @@ class _MapIterator(chain[R]):
         return "<futurekit map iterator>"
 
 
-def _raise(exc: BaseException) -> None:
+def _raise(exc: BaseException) -> NoReturn:
     """Raise ``exc``, dropping this frame's reference to it (no cycle through the traceback)."""
     try:
         raise exc
@@ -393,6 +403,7 @@ def _batches(state: _MapState[R]) -> Generator[Iterator[R], None, None]:
                 state.consumed += 1
                 del fut
                 _raise(err)
+            values: list[Any] | tuple[Any, ...]  # a tuple only from chunks.scalar_batch
             values, err, _seconds, _size = fut.result()
             del fut
             count = len(values)
@@ -403,6 +414,7 @@ def _batches(state: _MapState[R]) -> Generator[Iterator[R], None, None]:
                 if type(values) is tuple:
                     yield _scan(state, values)
                 else:
+                    values = cast("list[Any]", values)  # not a tuple: a list (exact types, see run_items)
                     values.reverse()  # popped from the end, in input order
                     yield _drain(state, values, count)
             else:
@@ -576,7 +588,4 @@ def iter_map(
     )
     batches = _batches(state)
     next(batches)  # eager start; from here on close() and finalisation cancel pending chunks
-    it = cast(_MapIterator[R], _MapIterator.from_iterable(batches))
-    it._batches = batches
-    it._state = state
-    return it
+    return _MapIterator.start(batches, state)

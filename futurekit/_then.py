@@ -34,7 +34,11 @@ E = TypeVar("E", bound=BaseException)
 _call = _trampoline.call
 
 
+# Kinds of _Step: then, chain, recover.
 _MAP, _FLAT, _RECOVER = 0, 1, 2
+# Stages of a _Step, what it awaits: the input, the executor task running fn,
+# chain's inner future. Plain ints, like the kinds: they are read on every hop.
+_AWAIT_INPUT, _AWAIT_TASK, _AWAIT_INNER = 0, 1, 2
 # For the fast argument check in then() and chain(), typed loosely: mypy would
 # call the checks redundant, but a caller may pass anything at run time.
 _Future: Any = Future
@@ -66,8 +70,7 @@ class _Step:
         self.executor = executor
         self.src: FutureLike[Any] | None = None
         self.out: Future[Any] | None = Future()
-        # 0: awaiting the input; 1: awaiting the executor task; 2: awaiting chain's inner future.
-        self.stage = 0
+        self.stage = _AWAIT_INPUT
 
     def start(self, src: FutureLike[Any]) -> Future[Any]:
         out = self.out
@@ -115,7 +118,7 @@ class _Step:
         if out is None or out._state != _PENDING:
             self.out = self.fn = None
             return
-        if self.stage == 0:
+        if self.stage == _AWAIT_INPUT:
             if self.kind == _RECOVER:
                 ok, arg = outcome(src)
                 if ok or not self._handles(src, arg):
@@ -133,7 +136,7 @@ class _Step:
             if self.executor is not None:
                 ok, value = _guarded(self.executor.submit, fn, arg)
                 if ok:
-                    self.watch(value, 1)
+                    self.watch(value, _AWAIT_TASK)
                 else:
                     self._fail(out, value)
             else:
@@ -155,13 +158,14 @@ class _Step:
             # exception -> traceback -> frame -> exception would be a cycle.
             out = value = fn = None
             return
-        if self.stage == 1:
+        if self.stage == _AWAIT_TASK:
             ok, value = outcome(src)
             if ok:
                 self._deliver(out, value)
             else:
                 self._settle_like(src, out)
             return
+        # _AWAIT_INNER: chain's inner future settles the output as it settled.
         self._settle_like(src, out)
 
     def _handles(self, src: FutureLike[Any], error: BaseException) -> bool:
@@ -179,7 +183,7 @@ class _Step:
                     TypeError(f"chain(): fn must return a future, got {describe(value)} (use then() for plain values)"),
                 )
                 return
-            self.watch(value, 2)  # type: ignore[arg-type]
+            self.watch(value, _AWAIT_INNER)  # type: ignore[arg-type]
             return
         self.fn = None
         try:

@@ -24,7 +24,7 @@ import io
 import os
 import pickle
 import types
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from .._errors import RemoteError
 from .frames import TbData, build_traceback, omitted_note
@@ -116,15 +116,17 @@ def _head(
     # with required arguments" whose signature need not match self.args.
     if (plain and isinstance(cls.__init__, types.FunctionType)) != alt:
         attrs: dict[str, Any] = {"args": exc.args}
+        instance_dict = getattr(exc, "__dict__", None) or None  # read before isinstance() narrows exc
         new_args: tuple[Any, ...] = ()
         if isinstance(exc, BaseExceptionGroup):
-            new_args = (exc.message, exc.exceptions)
+            group = cast("BaseExceptionGroup[BaseException]", exc)  # isinstance() leaves the type argument unknown
+            new_args = (group.message, group.exceptions)
         if isinstance(exc, OSError):
             for field in _OSERROR_FIELDS:
                 value = getattr(exc, field, None)
                 if value is not None:
                     attrs[field] = value
-        return (1, cls, new_args), (getattr(exc, "__dict__", None) or None), None, attrs
+        return (1, cls, new_args), instance_dict, None, attrs
     state = reduced[2] if len(reduced) > 2 else None
     setter = reduced[5] if len(reduced) > 5 else None
     return (0, reduced[0], tuple(reduced[1])), state, setter, {}
@@ -147,7 +149,7 @@ class _CapturePickler(pickle.Pickler):
         self.tb_cache = cache
         self.safe = safe
         self.bare = bare
-        self.alt = set() if alt is None else alt
+        self.alt: set[int] = set() if alt is None else alt
 
     def tb_data(self, tb: types.TracebackType | None) -> TbData | None:
         """Frame data of a traceback, computed once per capture."""
@@ -248,7 +250,7 @@ def _fallback(exc: BaseException, cache: dict[int, TbData], depth: int = 0) -> _
     if tb is not None:
         tb_data = cache.get(id(tb)) or frames_tb_data(tb)
     notes = getattr(exc, "__notes__", None)
-    plain_notes = [str(n) for n in notes] if isinstance(notes, list) else None
+    plain_notes = [str(n) for n in cast("list[object]", notes)] if isinstance(notes, list) else None
     cause = context = None
     if depth < _MAX_CHAIN:
         if exc.__cause__ is not None:

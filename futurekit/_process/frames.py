@@ -85,18 +85,18 @@ def _svarint(value: int) -> bytes:
     return _varint((-value << 1) | 1 if value < 0 else value << 1)
 
 
-_STUB_CODE: types.CodeType | None = None
+_stub_code_object: types.CodeType | None = None  # built on first use; lower case: it is rebound
 _CODE_CACHE: dict[FrameData, types.CodeType] = {}
 _CODE_CACHE_MAX: Final = 2048
 
 
 def _stub_code() -> types.CodeType:
     """Code of an empty generator function; its frames stand in for remote ones."""
-    global _STUB_CODE
-    if _STUB_CODE is None:
+    global _stub_code_object
+    if _stub_code_object is None:
         module = compile("def _futurekit_remote_frame():\n    yield\n", "<futurekit>", "exec")
-        _STUB_CODE = next(c for c in module.co_consts if isinstance(c, types.CodeType))
-    return _STUB_CODE
+        _stub_code_object = next(c for c in module.co_consts if isinstance(c, types.CodeType))
+    return _stub_code_object
 
 
 def _code_for(frame: FrameData) -> types.CodeType:
