@@ -618,7 +618,7 @@ def processes(
         raise TypeError("initializer must be a callable")
     grace = _seconds("stop_grace", stop_grace, zero_ok=True)
     limit = None if task_timeout is None else _seconds("task_timeout", task_timeout, zero_ok=False)
-    if not isinstance(cancel_running, bool):
+    if not isinstance(cancel_running, bool):  # pyright: ignore[reportUnnecessaryIsInstance] - users pass 0/1 anyway
         raise TypeError(f"cancel_running must be True or False, not {type(cancel_running).__name__}")
     if mp_context is None:
         mp_context = _default_start_method()

@@ -41,24 +41,24 @@ _COMPACT_MIN = 64
 class Handle:
     """A scheduled call; ``cancel()`` it to drop the call and its references."""
 
-    __slots__ = ("_arg", "_fn", "_owner")
+    __slots__ = ("_owner", "arg", "fn")
 
     def __init__(self, fn: Callable[[Any], object], arg: object, owner: _Scheduler) -> None:
-        self._fn: Callable[[Any], object] | None = fn
-        self._arg: object = arg
+        self.fn: Callable[[Any], object] | None = fn
+        self.arg: object = arg
         self._owner = owner
 
     def cancel(self) -> None:
         """Forget the call (idempotent); its function and argument are released at once."""
-        if self._fn is not None:
-            self._fn = None
-            self._arg = None
+        if self.fn is not None:
+            self.fn = None
+            self.arg = None
             self._owner.note_cancelled()
 
     @property
     def active(self) -> bool:
         """True until the call has run or been cancelled."""
-        return self._fn is not None
+        return self.fn is not None
 
 
 class _Scheduler:
@@ -69,9 +69,9 @@ class _Scheduler:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._reset()
+        self.reset()
 
-    def _reset(self) -> None:
+    def reset(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._heap: list[tuple[float, int, Handle]] = []
         self._seq = 0
@@ -105,14 +105,14 @@ class _Scheduler:
             self._dead += 1
             heap = self._heap
             if self._dead > _COMPACT_MIN and self._dead * 2 > len(heap):
-                heap[:] = [entry for entry in heap if entry[2]._fn is not None]
+                heap[:] = [entry for entry in heap if entry[2].fn is not None]
                 heapq.heapify(heap)
                 self._dead = 0
 
     def pending(self) -> int:
         """Number of live entries (for tests)."""
         with self._cond:
-            return sum(1 for entry in self._heap if entry[2]._fn is not None)
+            return sum(1 for entry in self._heap if entry[2].fn is not None)
 
     def _run(self) -> None:
         cond = self._cond
@@ -122,7 +122,7 @@ class _Scheduler:
             due: list[Handle] = []
             with cond:
                 while True:
-                    while heap and heap[0][2]._fn is None:
+                    while heap and heap[0][2].fn is None:
                         heapq.heappop(heap)
                         self._dead = max(0, self._dead - 1)
                     if not heap:
@@ -138,14 +138,14 @@ class _Scheduler:
                         continue
                     while heap and heap[0][0] <= now:
                         handle = heapq.heappop(heap)[2]
-                        if handle._fn is not None:
+                        if handle.fn is not None:
                             due.append(handle)
                         else:
                             self._dead = max(0, self._dead - 1)
                     break
             for handle in due:
-                fn, arg = handle._fn, handle._arg
-                handle._fn = handle._arg = None
+                fn, arg = handle.fn, handle.arg
+                handle.fn = handle.arg = None
                 if fn is None:  # cancelled meanwhile
                     continue
                 try:
@@ -169,7 +169,7 @@ def schedule(delay: float, fn: Callable[[Any], object], arg: object) -> Handle:
 
 def _after_fork_in_child() -> None:
     # The scheduler thread does not survive fork; start afresh in the child.
-    _scheduler._reset()
+    _scheduler.reset()
 
 
 if hasattr(os, "register_at_fork"):

@@ -301,13 +301,15 @@ def test_threads_have_no_workers_to_terminate() -> None:
 @pytest.mark.parametrize("kind", ["thread", "process"])
 def test_leaving_with_by_an_exception_cancels_what_has_not_started(kind: str, tmp_path: Path) -> None:
     queued: list[Future[str]] = []
+    firsts: list[Future[float]] = []
     executor = fk.threads(max_workers=1) if kind == "thread" else fk.processes(max_workers=1)
     with pytest.raises(LookupError, match="leaving"), executor as ex:  # noqa: PT012 - the with block is what is tested
         first = ex.submit(h.nap, 0.2)
+        firsts.append(first)
         wait_for(first.running, "the first task to run")
         queued = [ex.submit(h.mark, str(tmp_path / f"q{i}")) for i in range(5)]
         raise LookupError("leaving")
-    assert first.result(timeout=0) == 0.2  # running tasks finish (threads cannot be stopped)
+    assert firsts[0].result(timeout=0) == 0.2  # running tasks finish (threads cannot be stopped)
     assert all(f.cancelled() for f in queued)
     assert list(tmp_path.iterdir()) == []
 

@@ -61,7 +61,7 @@ class FakeClock:
         for scheduler in self._schedulers:
             with scheduler._cond:
                 for _, _, handle in scheduler._heap:
-                    handle._fn = handle._arg = None
+                    handle.fn = handle.arg = None
                 scheduler._heap.clear()
                 scheduler._dead = 0
                 scheduler._cond.notify()

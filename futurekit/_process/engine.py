@@ -41,7 +41,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from concurrent.futures import _base as _futures_base
+from concurrent.futures import _base as _futures_base  # pyright: ignore[reportPrivateUsage] - the stdlib's future states
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import Connection, wait
 from time import monotonic
@@ -113,7 +113,7 @@ class PoolFuture(Future[Any]):
             self.stopper.stop(self)
             self._invoke_callbacks()  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue] - the stdlib's own step of cancel()
             return True
-        if not Future.cancel(self):
+        if not super().cancel():
             return False
         with self._condition:
             if self._state == _futures_base.CANCELLED:
@@ -151,12 +151,12 @@ class PoolFuture(Future[Any]):
     def result(self, timeout: float | None = None) -> Any:
         if self._state in _UNSETTLED and timeout != 0 and threading.get_ident() == self.stopper.reader:
             raise DeadlockError(_DEADLOCK)
-        return Future.result(self, timeout)
+        return super().result(timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         if self._state in _UNSETTLED and timeout != 0 and threading.get_ident() == self.stopper.reader:
             raise DeadlockError(_DEADLOCK)
-        return Future.exception(self, timeout)
+        return super().exception(timeout)
 
 
 def future_class(stopper: Stopper) -> type[PoolFuture]:

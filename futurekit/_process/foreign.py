@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from concurrent.futures import _base as _futures_base
+from concurrent.futures import _base as _futures_base  # pyright: ignore[reportPrivateUsage] - the stdlib's future states
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -39,14 +39,14 @@ class ForeignFuture(Future[Any]):
     ``cancel()`` cancels the inner future first and refuses if the inner refuses.
     """
 
-    _inner: Future[Any] | None = None
+    inner: Future[Any] | None = None
 
     def cancel(self) -> bool:
-        inner = self._inner
+        inner = self.inner
         if inner is None:  # already settled
-            return Future.cancel(self)
+            return super().cancel()
         if inner.cancel():
-            self._cancel_self()
+            self.cancel_self()
             return True
         return self.cancelled()
 
@@ -54,12 +54,12 @@ class ForeignFuture(Future[Any]):
         with self._condition:
             if self._state != _futures_base.PENDING:
                 return False
-            inner = self._inner
+            inner = self.inner
         return inner is not None and inner.running()
 
-    def _cancel_self(self) -> None:
+    def cancel_self(self) -> None:
         """Cancel this future and notify waiters at once (it never runs itself)."""
-        if Future.cancel(self):
+        if super().cancel():
             with self._condition:
                 if self._state == _futures_base.CANCELLED:
                     self.set_running_or_notify_cancel()
@@ -97,10 +97,14 @@ class ForeignPool:
         data, decode, describe = encoded
         future = ForeignFuture()
         inner = self.pool.submit(runner, data)
-        future._inner = inner
+        future.inner = inner
         with self._lock:
             self._live.add(future)
-        inner.add_done_callback(lambda f: self._on_done(future, f, decode, describe))
+
+        def on_done(f: Future[Any]) -> None:
+            self._on_done(future, f, decode, describe)
+
+        inner.add_done_callback(on_done)
         return future
 
     def _on_done(self, future: ForeignFuture, inner: Future[Any], decode: Decoder, describe: Callable[[], str]) -> None:
@@ -109,7 +113,7 @@ class ForeignPool:
             self._live.discard(future)
         try:
             if inner.cancelled():
-                future._cancel_self()
+                future.cancel_self()
                 return
             exc = inner.exception()
             if exc is None:
@@ -132,7 +136,7 @@ class ForeignPool:
             else:
                 set_exception(future, err)
         finally:
-            future._inner = None  # break the cycle future -> inner -> its callback -> future
+            future.inner = None  # break the cycle future -> inner -> its callback -> future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Shut the wrapped pool down; ``cancel_futures`` also works for pools without that option."""
