@@ -1,5 +1,8 @@
 """Module-level functions that worker processes import by reference (tests/test_executor.py, tests/test_crash.py).
 
+The generic worker functions (:func:`add`, :func:`pid`, :func:`fail_on`, :class:`TwoArgError`) live
+here once; map_helpers and remote_helpers re-export them.
+
 Cross-process synchronisation uses multiprocessing primitives handed to each
 worker at start-up through the pool's initializer (:func:`install`), since they
 cannot travel as task arguments.
@@ -15,7 +18,7 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import futurekit as fk
 
@@ -30,13 +33,17 @@ class CustomError(Exception):
     """A module-level exception type, so it can be rebuilt in the parent."""
 
 
-class TwoArgError(Exception):
-    """An exception whose __init__ needs two arguments (unpickling it naively fails)."""
+class ItemError(Exception):
+    """Raised by :func:`fail_on` for the chosen item."""
 
-    def __init__(self, a: int, b: int) -> None:
-        super().__init__(f"{a}/{b}")
-        self.a = a
-        self.b = b
+
+class TwoArgError(Exception):
+    """A custom ``__init__`` with two required arguments (breaks plain pickling)."""
+
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(f"code {code}: {detail}")
+        self.code = code
+        self.detail = detail
 
 
 def install(started: Any, release: Any) -> None:
@@ -70,7 +77,7 @@ def set_thread_value(value: object) -> None:
 
 
 def add(a: int, b: int = 0) -> int:
-    """Return a + b."""
+    """Return a + b (the happy path)."""
     return a + b
 
 
@@ -89,15 +96,15 @@ def fail(message: str) -> None:
     raise CustomError(message)
 
 
-def fail_two_args(a: int, b: int) -> None:
-    """Raise TwoArgError(a, b)."""
-    raise TwoArgError(a, b)
+def fail_two_arg(code: int = 7, detail: str = "seven") -> NoReturn:
+    """Raise TwoArgError(code, detail)."""
+    raise TwoArgError(code, detail)
 
 
 def fail_on(x: int, bad: int) -> int:
-    """Return x, or raise CustomError for ``bad``."""
+    """Return x, or raise ItemError for ``bad``."""
     if x == bad:
-        raise CustomError(f"bad item {x}")
+        raise ItemError(f"item {x}")
     return x
 
 

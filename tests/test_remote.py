@@ -410,14 +410,14 @@ def test_cost_is_below_the_stdlib_string_traceback() -> None:
 
 
 def test_describe_call() -> None:
-    assert describe_call(h.add, (1, "abc"), {"key": 2}) == "remote_helpers.add(1, 'abc', key=2)"
-    assert describe_call(functools.partial(h.add, 1), (2,), {}) == "remote_helpers.add(2)"
+    assert describe_call(h.add, (1, "abc"), {"key": 2}) == "executor_helpers.add(1, 'abc', key=2)"
+    assert describe_call(functools.partial(h.add, 1), (2,), {}) == "executor_helpers.add(2)"
     text = describe_call(h.add, ("x" * 1000, list(range(1000))), {}, limit=50)
     assert len(text) == 50
-    assert text.startswith("remote_helpers.add('xxx")
+    assert text.startswith("executor_helpers.add('xxx")
     assert text.endswith("...)")
     assert re.fullmatch(
-        r"remote_helpers\.add\(<BadRepr instance at 0x[0-9a-f]+>\)", describe_call(h.add, (h.BadRepr(),))
+        r"executor_helpers\.add\(<BadRepr instance at 0x[0-9a-f]+>\)", describe_call(h.add, (h.BadRepr(),))
     )
     assert describe_call(h.CallableObject(), (), {}) == "remote_helpers.CallableObject()"
     assert describe_call(print) == "print()"
@@ -461,10 +461,10 @@ def test_dump_call_unpicklable_argument() -> None:
     with pytest.raises(SerializationError) as info:
         dump_call(h.add, (1, threading.Lock()), {})
     message = str(info.value)
-    assert "argument 1 of remote_helpers.add (type _thread.lock)" in message
+    assert "argument 1 of executor_helpers.add (type _thread.lock)" in message
     assert "fk.threads()" in message
     assert isinstance(info.value.__cause__, TypeError)
-    with pytest.raises(SerializationError, match=r"keyword argument 'b' of remote_helpers.add \(type function\)"):
+    with pytest.raises(SerializationError, match=r"keyword argument 'b' of executor_helpers.add \(type function\)"):
         dump_call(h.add, (1,), {"b": lambda: 2})
 
 
@@ -641,7 +641,7 @@ def test_pool_argument_that_fails_to_unpickle_in_the_worker(pool: ProcessPoolExe
     arg = h.ParentOnlyFailsError("only here", os.getpid())
     err = remote_error(pool, h.add, arg, 1)
     assert isinstance(err, SerializationError)
-    assert "could not unpickle the call to remote_helpers.add" in str(err)
+    assert "could not unpickle the call to executor_helpers.add" in str(err)
     assert remote(pool, h.add, 1, 2) == (True, 3)
 
 
