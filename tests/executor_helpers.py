@@ -1,7 +1,9 @@
-"""Module-level functions that worker processes import by reference (tests/test_executor.py, tests/test_crash.py).
+"""The executor kinds under test, and module-level functions that worker processes import by reference.
 
-The generic worker functions (:func:`add`, :func:`pid`, :func:`fail_on`, :class:`TwoArgError`) live
-here once; map_helpers and remote_helpers re-export them.
+Every behaviour of the executor contract runs once per kind through the ``executor`` fixture
+(tests/conftest.py): ``thread`` is ``fk.threads()``; ``fork``, ``forkserver`` and ``spawn`` are
+``fk.processes()`` under that start method. The generic worker functions (:func:`add`, :func:`pid`,
+:func:`fail_on`, :class:`TwoArgError`) live here once; map_helpers and remote_helpers re-export them.
 
 Cross-process synchronisation uses multiprocessing primitives handed to each
 worker at start-up through the pool's initializer (:func:`install`), since they
@@ -15,14 +17,33 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
+
+import pytest
 
 import futurekit as fk
 
 TIMEOUT = 30
+
+#: Every executor kind, in the order (and with the ids) the ``executor`` fixture runs them.
+KINDS = ("thread", "fork", "forkserver", "spawn")
+#: The kinds whose workers are processes (crashes, pickling across the boundary).
+PROCESS_KINDS = ("fork", "forkserver", "spawn")
+
+#: Set by scripts/test-all for the secondary Pythons: the comma-separated kinds to run there.
+KINDS_ENV = "FUTUREKIT_EXECUTOR_KINDS"
+
+# Python 3.12+ warns when a process with threads forks (the test runner, and every pool, has
+# threads). fork is the start method under test for that parameter, so that one warning is
+# expected there; every other warning still fails the test (filterwarnings = error).
+_FORK_WARNING = (
+    r"ignore:This process \(pid=\d+\) is multi-threaded, use of fork\(\) may lead to deadlocks in the child"
+    ":DeprecationWarning"
+)
 
 _started: Any = None  # a multiprocessing Semaphore: released once per started blocking task
 _release: Any = None  # a multiprocessing Semaphore: one permit per blocking task allowed to finish
@@ -224,8 +245,8 @@ def block_briefly() -> int:
     return os.getpid()
 
 
-class Gate:
-    """Lets blocking tasks finish. A semaphore, not an Event: a multiprocessing Event's set() hangs
+class ReleaseGate:
+    """Lets :func:`block` tasks finish. A semaphore, not an Event: a multiprocessing Event's set() hangs
     forever once a process waiting on it was killed (its Condition waits for the sleeper to wake)."""
 
     def __init__(self, semaphore: Any) -> None:
@@ -247,7 +268,7 @@ class Kit:
     kind: str
     ex: fk.Executor
     started: Any
-    release: Gate
+    release: ReleaseGate
 
     def wait_started(self, n: int = 1) -> None:
         """Wait until ``n`` more blocking tasks have started."""
@@ -263,17 +284,53 @@ class Kit:
 
 
 def make_kit(kind: str, max_workers: int = 2, **options: Any) -> Kit:
-    """A fresh executor of ``kind`` whose workers know the shared started/release primitives."""
+    """A fresh executor of ``kind`` (one of :data:`KINDS`) whose workers know the started/release primitives.
+
+    Used by the ``executor`` fixture only: tests take ``executor`` (or ``kit``) instead of calling this.
+    """
     if kind == "thread":
         started: Any = threading.Semaphore(0)
         gate: Any = threading.Semaphore(0)
-        ex = fk.threads(max_workers, initializer=install, initargs=(started, gate))
+        ex = fk.threads(max_workers, initializer=install, initargs=(started, gate), **options)
     else:
-        ctx = multiprocessing.get_context("forkserver")
+        ctx = multiprocessing.get_context(kind)
         started = ctx.Semaphore(0)
         gate = ctx.Semaphore(0)
         ex = fk.processes(max_workers, mp_context=ctx, initializer=install, initargs=(started, gate), **options)
-    return Kit(kind, ex, started, Gate(gate))
+    return Kit(kind, ex, started, ReleaseGate(gate))
+
+
+def _kind_param(kind: str, extra: Sequence[pytest.MarkDecorator] = ()) -> Any:
+    """``kind`` as a parameter of the ``executor`` fixture, skipped where it cannot or should not run."""
+    marks: list[Any] = list(extra)
+    if kind != "thread" and kind not in multiprocessing.get_all_start_methods():
+        marks.append(pytest.mark.skip(reason=f"no {kind} start method on {sys.platform}"))
+    selected = os.environ.get(KINDS_ENV)
+    if selected is not None and kind not in selected.split(","):
+        reason = f"{KINDS_ENV}={selected}: scripts/test-all runs the {kind} kind on the primary Python only"
+        marks.append(pytest.mark.skip(reason=reason))
+    if kind == "fork":
+        marks.append(pytest.mark.filterwarnings(_FORK_WARNING))
+    return pytest.param(kind, id=kind, marks=marks)
+
+
+def executor_params(*kinds: str, marks: Mapping[str, Sequence[pytest.MarkDecorator]] | None = None) -> list[Any]:
+    """The ``executor`` fixture's parameters for ``kinds`` (ids, skips and the fork warning filter).
+
+    ``marks`` adds marks to some kinds only (an xfail for a bug seen under one start method, say).
+    """
+    return [_kind_param(kind, (marks or {}).get(kind, ())) for kind in kinds]
+
+
+def on_kinds(*kinds: str, marks: Mapping[str, Sequence[pytest.MarkDecorator]] | None = None) -> pytest.MarkDecorator:
+    """Run a test with the ``executor`` fixture (and ``kit``) for ``kinds`` only, not all of :data:`KINDS`."""
+    return pytest.mark.parametrize("executor", executor_params(*kinds, marks=marks), indirect=True)
+
+
+#: For behaviours of worker processes only: crashes, pickling across the boundary.
+on_processes = on_kinds(*PROCESS_KINDS)
+#: For behaviours that need the task to share the test's memory (thread-only gates and counters).
+on_threads = on_kinds("thread")
 
 
 class Dummy:
