@@ -41,7 +41,7 @@ class Token:
 
 
 class Recorder:
-    """A submit_chunk adapter over an executor (chunks run by futurekit._chunks.run_chunk) recording each chunk's size."""
+    """A submit_chunk adapter over an executor recording each chunk's size (chunks run by _chunks.run_chunk)."""
 
     def __init__(self, executor: cf.Executor) -> None:
         self.executor = executor

@@ -139,7 +139,7 @@ def fail_parent_only() -> NoReturn:
 def fail_chained() -> NoReturn:
     """KeyError from ValueError (explicit cause), while handling ZeroDivisionError (context)."""
     try:
-        1 / 0  # noqa: B018
+        _ = 1 / 0
     except ZeroDivisionError:
         try:
             int("nope")

@@ -580,7 +580,7 @@ def test_bad_input_registers_nothing() -> None:
         fk.race(good, _bad(1))
     with pytest.raises(TypeError):
         fk.then(good, _bad(1))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="seconds must be >= 0"):
         fk.timeout(good, -1)
     with pytest.raises(TypeError):
         fk.recover(good, str, _bad(object))

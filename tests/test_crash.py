@@ -330,7 +330,10 @@ def test_workers_exit_when_the_parent_is_sigkilled(method: str) -> None:
     if method not in multiprocessing.get_all_start_methods():
         pytest.skip(f"no {method} start method")
     tests_dir = str(Path(__file__).resolve().parent)
-    code = f"import sys; sys.path.insert(0, {tests_dir!r}); import executor_helpers; executor_helpers.orphan_main({method!r})"
+    code = (
+        f"import sys; sys.path.insert(0, {tests_dir!r}); import executor_helpers; "
+        f"executor_helpers.orphan_main({method!r})"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     try:

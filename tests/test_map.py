@@ -29,6 +29,12 @@ WIN = _map.WINDOW_PER_WORKER * W  # chunks in flight with the default window
 SubmitChunk = Callable[[Callable[..., Any], list[Any]], "cf.Future[Any]"]
 
 
+def drain(it: Iterable[Any], got: list[Any]) -> None:
+    """Append each value of ``it`` to ``got``, until it ends or raises (the values before an error are kept)."""
+    for value in it:
+        got.append(value)
+
+
 def run(
     submit: SubmitChunk,
     fn: Callable[..., Any],
@@ -110,7 +116,7 @@ def test_multiple_iterables_stop_at_shortest(executor: fk.Executor, ordered: boo
 def test_arguments_validated_at_call_time(executor: fk.Executor) -> None:
     rec = Recorder(executor)
     for kwargs in ({"chunksize": 0}, {"buffersize": 0}, {"chunksize": -1}, {"chunksize": 5, "buffersize": 4}):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"chunksize|buffersize"):
             run(rec, inc, range(10), **kwargs)  # type: ignore[arg-type]
     assert rec.sizes == []
 
@@ -387,10 +393,9 @@ def test_error_raised_at_its_item_after_earlier_results(
     if chunksize is not None and buffersize is not None and chunksize > buffersize:
         chunksize = buffersize
     it = run(Recorder(executor), fail_on_7, range(100), chunksize=chunksize, buffersize=buffersize)
-    got = []
+    got: list[int] = []
     with pytest.raises(ItemError, match="item 7") as info:
-        for value in it:
-            got.append(value)
+        drain(it, got)
     assert got == list(range(7))
     assert list(it) == []  # the iteration is over
     if not executor.remote:  # the worker's frame is in the traceback
@@ -406,10 +411,9 @@ def _frames(tb: Any) -> list[Any]:
 @on_threads
 def test_unordered_error_raised_in_completion_order(executor: fk.Executor) -> None:
     it = run(Recorder(executor), fail_on_7, range(8), ordered=False, auto_chunk=False, buffersize=8)
-    got = []
+    got: list[int] = []
     with pytest.raises(ItemError):
-        for value in it:
-            got.append(value)
+        drain(it, got)
     assert set(got) <= set(range(7))
 
 
@@ -446,10 +450,9 @@ def test_chunk_future_failure_fails_its_items(executor: fk.Executor) -> None:
             return fut
         return executor.submit(run_chunk, fn, chunk)
 
-    got = []
+    got: list[int] = []
     with pytest.raises(cf.process.BrokenProcessPool):
-        for value in run(submit, inc, range(20), chunksize=2):
-            got.append(value)
+        drain(run(submit, inc, range(20), chunksize=2), got)
     assert got == [1, 2, 3, 4]
 
 
@@ -501,10 +504,9 @@ def failing_input(n: int, exc: BaseException) -> Generator[int, None, None]:
 def test_input_error_raised_after_earlier_results(executor: fk.Executor, chunksize: int | None, ordered: bool) -> None:
     rec = Recorder(executor)
     it = run(rec, inc, failing_input(5, LookupError("input broke")), chunksize=chunksize, ordered=ordered)
-    got = []
+    got: list[int] = []
     with pytest.raises(LookupError, match="input broke"):
-        for value in it:
-            got.append(value)
+        drain(it, got)
     assert sorted(got) == [1, 2, 3, 4, 5]  # every item read before the error was run and yielded
     assert sum(rec.sizes) == 5
 
@@ -634,10 +636,9 @@ def test_keyboard_interrupt_from_input_cancels_and_returns(executor: fk.Executor
     it = run(rec, gate, InterruptingInput(8), buffersize=6, chunksize=1, auto_chunk=False)
     gate.wait_started(W + 3)
     start = time.monotonic()
-    got = []
+    got: list[int] = []
     with pytest.raises(KeyboardInterrupt):
-        for value in it:  # refilling after item 2 pulls item 8, which interrupts
-            got.append(value)
+        drain(it, got)  # refilling after item 2 pulls item 8, which interrupts
     assert time.monotonic() - start < 2.0
     assert got == [0, 1]
     gate.opened.set()
@@ -788,10 +789,9 @@ def test_fk_map_scalar_and_object_batches_stop_on_close(executor: fk.Executor) -
 
 @pytest.mark.parametrize("chunksize", [None, 1, 4])
 def test_fk_map_error_at_its_item_with_worker_frames(executor: fk.Executor, chunksize: int | None) -> None:
-    got = []
+    got: list[int] = []
     with pytest.raises(ItemError, match="item 7") as info:
-        for value in executor.map(fail_on_7, range(50), chunksize=chunksize):
-            got.append(value)
+        drain(executor.map(fail_on_7, range(50), chunksize=chunksize), got)
     assert got == list(range(7))
     assert any(frame.name == "fail_on" for frame in _frames(info.value.__traceback__))
 
@@ -818,10 +818,9 @@ def test_fk_map_explicit_buffersize_is_exact(executor: fk.Executor) -> None:
 
 
 def test_fk_map_input_error_after_earlier_results(executor: fk.Executor) -> None:
-    got = []
+    got: list[int] = []
     with pytest.raises(LookupError):
-        for value in executor.map(inc, failing_input(6, LookupError("input broke")), chunksize=4):
-            got.append(value)
+        drain(executor.map(inc, failing_input(6, LookupError("input broke")), chunksize=4), got)
     assert got == [1, 2, 3, 4, 5, 6]
 
 

@@ -173,7 +173,10 @@ def test_interpreter_exit_waits_for_pending_tasks_and_refuses_new_ones(tmp_path:
 
     tests_dir = str(Path(__file__).resolve().parent)
     target = str(tmp_path / "out.txt")
-    code = f"import sys; sys.path.insert(0, {tests_dir!r}); import executor_helpers; executor_helpers.exit_main({target!r})"
+    code = (
+        f"import sys; sys.path.insert(0, {tests_dir!r}); import executor_helpers; "
+        f"executor_helpers.exit_main({target!r})"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     assert Path(target).read_text(encoding="utf-8") == "apple"  # the pending task ran before exit

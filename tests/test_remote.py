@@ -270,7 +270,7 @@ def test_deep_traceback_is_truncated_and_says_so() -> None:
 
 
 def test_oserror_and_unicode_errors_keep_their_fields() -> None:
-    err = raised(lambda: open("/nonexistent/futurekit/file"))
+    err = raised(lambda: Path("/nonexistent/futurekit/file").read_bytes())
     back = roundtrip(err)
     assert type(back) is FileNotFoundError
     assert isinstance(err, FileNotFoundError)
