@@ -173,6 +173,7 @@ def test_pickling_and_crash_matrix(
     else:
         fut = ex.submit(h.identity, h.Bomb(when, how)) if what == "argument" else ex.submit(h.make_bomb, when, how)
         err = fut.exception(timeout=TIMEOUT)
+        assert err is not None
         assert type(err) is expected, repr(err)
         assert message in str(err)
         if expected is _SE and how == "exit":

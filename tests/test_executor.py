@@ -20,6 +20,7 @@ import pytest
 from executor_helpers import TIMEOUT, Kit, on_kinds, on_processes
 
 import futurekit as fk
+from futurekit import _pool
 
 # -- basics -------------------------------------------------------------------------------------------------
 
@@ -337,7 +338,7 @@ def test_bad_arguments_raise_like_the_stdlib(factory: Callable[[], object], erro
 def test_default_start_method_is_not_fork() -> None:
     with fk.processes(1) as ex:
         inner = ex.inner
-        assert isinstance(inner, fk._pool.ProcessPool)
+        assert isinstance(inner, _pool.ProcessPool)
         assert inner._mp_context.get_start_method() in ("forkserver", "spawn")
 
 

@@ -18,7 +18,7 @@ from executor_helpers import Kit, on_processes, on_threads
 from map_helpers import CountingInput, CtrlC, ItemError, Recorder, Token, add, fail_on_7, inc, spin
 
 import futurekit as fk
-from futurekit import _chunks, _map
+from futurekit import _calls, _chunks, _map
 from futurekit._chunks import run_chunk
 from futurekit._map import iter_map
 
@@ -299,7 +299,7 @@ def test_decode_chunk_reports_the_bytes_sent_and_received() -> None:
     import pickle
 
     data = pickle.dumps(([1, 2], None, 0.5))
-    assert fk._calls.decode_chunk(data, str, 7) == ([1, 2], None, 0.5, 7 + len(data))
+    assert _calls.decode_chunk(data, str, 7) == ([1, 2], None, 0.5, 7 + len(data))
 
 
 @on_processes

@@ -18,7 +18,7 @@ import pytest
 from executor_helpers import TIMEOUT, Kit, on_processes
 
 import futurekit as fk
-from futurekit import _pool, _poolstate
+from futurekit import _calls, _pool, _poolstate
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX exit codes")
 
@@ -33,7 +33,7 @@ def _state(
     workers = []
     for load, last in loads:
         w = _poolstate.Worker(None, Any, Any, None)  # type: ignore[arg-type]
-        w.sent.extend(_poolstate.Task(b"", fk._calls.decode_value, str) for _ in range(load))
+        w.sent.extend(_poolstate.Task(b"", _calls.decode_value, str) for _ in range(load))
         w.last_seconds = last
         workers.append(w)
     state.workers = workers
