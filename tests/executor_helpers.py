@@ -154,7 +154,14 @@ def kill_self() -> None:
 
 
 def segfault() -> None:
-    """Crash this worker with a segmentation fault."""
+    """Crash this worker with a segmentation fault.
+
+    Quietly: a worker forked from the test run inherits pytest's faulthandler, which would print
+    every thread's stack for this intended crash.
+    """
+    import faulthandler
+
+    faulthandler.disable()
     ctypes.string_at(0)
 
 
