@@ -7,7 +7,9 @@ import gc
 from collections.abc import Iterator
 
 import pytest
-from executor_helpers import Kit, make_kit
+from executor_helpers import KINDS, Kit, executor_params, make_kit
+
+import futurekit as fk
 
 # Typing tests are source code checked by mypy (tests/test_static.py), never executed.
 collect_ignore = ["typing"]
@@ -39,22 +41,39 @@ def gc_disabled() -> Iterator[None]:
             gc.enable()
 
 
-def _process_kit(max_workers: int) -> Iterator[Kit]:
-    k = make_kit("process", max_workers=max_workers)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "executor_options(**options): max_workers and other fk.threads()/fk.processes() options for the "
+        "executor fixture",
+    )
+
+
+_KIT = pytest.StashKey[Kit]()
+
+
+@pytest.fixture(params=executor_params(*KINDS))
+def executor(request: pytest.FixtureRequest) -> Iterator[fk.Executor]:
+    """The executor under test, once per kind: thread, fork, forkserver, spawn (as CPython's create_executor_tests).
+
+    Two workers unless the test is marked ``@pytest.mark.executor_options(max_workers=1, ...)``; a test
+    for some kinds only re-parametrises it (``executor_helpers.on_processes`` / ``on_threads``).
+    Its workers share the started/release primitives of the ``kit`` fixture. Shut down after the test.
+    """
+    marker = request.node.get_closest_marker("executor_options")
+    options = dict(marker.kwargs) if marker is not None else {}
+    kit = make_kit(request.param, **options)
+    request.node.stash[_KIT] = kit
     try:
-        yield k
+        yield kit.ex
     finally:
-        k.release.set()
-        k.ex.shutdown(wait=True)
+        kit.release.set()
+        kit.ex.shutdown(wait=True)
 
 
 @pytest.fixture
-def kit1() -> Iterator[Kit]:
-    """A one-worker fk.processes() kit (see executor_helpers.make_kit)."""
-    yield from _process_kit(1)
-
-
-@pytest.fixture
-def kit2() -> Iterator[Kit]:
-    """A two-worker fk.processes() kit (see executor_helpers.make_kit)."""
-    yield from _process_kit(2)
+def kit(executor: fk.Executor, request: pytest.FixtureRequest) -> Kit:
+    """The ``executor`` fixture's executor, with the started/release primitives of its blocking tasks."""
+    k: Kit = request.node.stash[_KIT]
+    assert k.ex is executor
+    return k

@@ -8,28 +8,16 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from executor_helpers import ItemError, add, fail_on
+
 from futurekit._process.chunks import run_items
 
-
-class ItemError(Exception):
-    """Raised by fail_on for the chosen item."""
+__all__ = ["ItemError", "add", "fail_on"]  # shared worker helpers, re-exported for the map tests
 
 
 def inc(x: int) -> int:
     """x + 1."""
     return x + 1
-
-
-def add(x: int, y: int) -> int:
-    """x + y."""
-    return x + y
-
-
-def fail_on(x: int, bad: int) -> int:
-    """x, or ItemError when x == bad."""
-    if x == bad:
-        raise ItemError(f"item {x}")
-    return x
 
 
 def fail_on_7(x: int) -> int:

@@ -11,14 +11,9 @@ import sys
 import threading
 from typing import Any, NoReturn
 
+from executor_helpers import TwoArgError, add, fail_two_arg, pid
 
-class TwoArgError(Exception):
-    """A custom ``__init__`` with two required arguments (breaks plain pickling)."""
-
-    def __init__(self, code: int, detail: str) -> None:
-        super().__init__(f"code {code}: {detail}")
-        self.code = code
-        self.detail = detail
+__all__ = ["TwoArgError", "add", "fail_two_arg", "pid"]  # shared worker helpers, re-exported for the codec tests
 
 
 class LockedError(Exception):
@@ -106,16 +101,6 @@ class BadRepr:
         raise RuntimeError("no repr")
 
 
-def add(a: int, b: int) -> int:
-    """Add; the happy path."""
-    return a + b
-
-
-def pid() -> int:
-    """The worker's pid."""
-    return os.getpid()
-
-
 def level_three(value: str) -> int:
     """Innermost frame of a three-level failure."""
     return int(value)  # LINE: level_three
@@ -129,11 +114,6 @@ def level_two(value: str) -> int:
 def fail_nested(value: str) -> int:
     """Raises ValueError three frames deep."""
     return level_two(value) * 2
-
-
-def fail_two_arg() -> NoReturn:
-    """Raises TwoArgError."""
-    raise TwoArgError(7, "seven")
 
 
 def fail_locked() -> NoReturn:
@@ -159,7 +139,7 @@ def fail_parent_only() -> NoReturn:
 def fail_chained() -> NoReturn:
     """KeyError from ValueError (explicit cause), while handling ZeroDivisionError (context)."""
     try:
-        1 / 0
+        _ = 1 / 0
     except ZeroDivisionError:
         try:
             int("nope")

@@ -18,7 +18,7 @@ from typing import Any
 
 import executor_helpers as h
 import pytest
-from executor_helpers import TIMEOUT, Kit, make_kit
+from executor_helpers import PROCESS_KINDS, TIMEOUT, Kit, on_kinds, on_processes
 
 import futurekit as fk
 
@@ -41,26 +41,29 @@ def crashed(fut: Future[Any]) -> fk.WorkerCrashedError:
     ],
     ids=["os._exit(3)", "SIGKILL", "segfault"],
 )
+@on_processes
 def test_crash_fails_its_task_and_names_it(
-    kit2: Kit, crash: Callable[[], None], exitcode: int, signal_name: str | None
+    executor: fk.Executor, crash: Callable[[], None], exitcode: int, signal_name: str | None
 ) -> None:
-    exc = crashed(kit2.ex.submit(crash))
+    exc = crashed(executor.submit(crash))
     assert exc.exitcode == exitcode
     assert exc.signal_name == signal_name
     assert exc.task is not None
     assert crash.__name__ in exc.task
     assert crash.__name__ in str(exc)
     # A new worker took the dead one's place: later submissions work.
-    assert kit2.ex.submit(h.add, 1, 2).result(timeout=TIMEOUT) == 3
-    assert "running" in repr(kit2.ex)
+    assert executor.submit(h.add, 1, 2).result(timeout=TIMEOUT) == 3
+    assert "running" in repr(executor)
 
 
-def test_unstarted_tasks_are_resubmitted_and_run(kit1: Kit) -> None:
-    worker = kit1.ex.submit(h.pid).result(timeout=TIMEOUT)
-    victim = kit1.ex.submit(h.block, "never")
-    kit1.wait_started()
+@on_processes
+@pytest.mark.executor_options(max_workers=1)
+def test_unstarted_tasks_are_resubmitted_and_run(kit: Kit) -> None:
+    worker = kit.ex.submit(h.pid).result(timeout=TIMEOUT)
+    victim = kit.ex.submit(h.block, "never")
+    kit.wait_started()
     # With one worker busy, these wait in the pool (some already in its call queue, counted as running).
-    waiting = [kit1.ex.submit(h.square, i) for i in range(6)]
+    waiting = [kit.ex.submit(h.square, i) for i in range(6)]
     os.kill(worker, signal.SIGKILL)
     exc = crashed(victim)
     assert exc.exitcode == -signal.SIGKILL
@@ -69,11 +72,12 @@ def test_unstarted_tasks_are_resubmitted_and_run(kit1: Kit) -> None:
     assert [f.result(timeout=TIMEOUT) for f in waiting] == [i * i for i in range(6)]
 
 
-def test_tasks_running_on_other_workers_are_not_disturbed(kit2: Kit) -> None:
-    other = kit2.ex.submit(h.block, "other")
-    kit2.wait_started()
-    culprit = kit2.ex.submit(h.crash_after_start, 5)
-    later = kit2.ex.submit(h.add, 20, 22)
+@on_processes
+def test_tasks_running_on_other_workers_are_not_disturbed(kit: Kit) -> None:
+    other = kit.ex.submit(h.block, "other")
+    kit.wait_started()
+    culprit = kit.ex.submit(h.crash_after_start, 5)
+    later = kit.ex.submit(h.add, 20, 22)
     exc = crashed(culprit)
     assert exc.exitcode == 5
     assert exc.task is not None
@@ -81,13 +85,15 @@ def test_tasks_running_on_other_workers_are_not_disturbed(kit2: Kit) -> None:
     assert later.result(timeout=TIMEOUT) == 42  # had not started: ran on the replacement worker
     assert other.running()
     assert not other.done()
-    kit2.release.set()
+    kit.release.set()
     assert other.result(timeout=TIMEOUT) == "other"
 
 
-def test_crash_in_map_fails_the_items_of_that_chunk(kit1: Kit) -> None:
+@on_processes
+@pytest.mark.executor_options(max_workers=1)
+def test_crash_in_map_fails_the_items_of_that_chunk(executor: fk.Executor) -> None:
     # One worker: chunks run one after another, so the earlier ones have finished when [4, 5] crashes.
-    it = kit1.ex.map(h.crash_on, range(8), [5] * 8, chunksize=2)
+    it = executor.map(h.crash_on, range(8), [5] * 8, chunksize=2)
     got = [next(it) for _ in range(4)]
     assert got == [0, 1, 2, 3]
     with pytest.raises(fk.WorkerCrashedError) as info:
@@ -96,33 +102,37 @@ def test_crash_in_map_fails_the_items_of_that_chunk(kit1: Kit) -> None:
     assert info.value.task is not None
     assert "crash_on" in info.value.task
     assert "more items" in info.value.task
-    assert list(kit1.ex.map(h.square, range(4))) == [0, 1, 4, 9]
+    assert list(executor.map(h.square, range(4))) == [0, 1, 4, 9]
 
 
-def test_shutdown_right_after_a_crash_does_not_hang(kit1: Kit) -> None:
-    worker = kit1.ex.submit(h.pid).result(timeout=TIMEOUT)
-    victim = kit1.ex.submit(h.block)
-    kit1.wait_started()
-    waiting = [kit1.ex.submit(h.square, i) for i in range(5)]
+@on_processes
+@pytest.mark.executor_options(max_workers=1)
+def test_shutdown_right_after_a_crash_does_not_hang(kit: Kit) -> None:
+    worker = kit.ex.submit(h.pid).result(timeout=TIMEOUT)
+    victim = kit.ex.submit(h.block)
+    kit.wait_started()
+    waiting = [kit.ex.submit(h.square, i) for i in range(5)]
     os.kill(worker, signal.SIGKILL)
-    kit1.ex.shutdown(wait=True)
+    kit.ex.shutdown(wait=True)
     assert victim.done()
     assert all(f.done() for f in waiting)
     assert crashed(victim).exitcode == -signal.SIGKILL
     assert [f.result(timeout=0) for f in waiting] == [i * i for i in range(5)]
     with pytest.raises(RuntimeError):
-        kit1.ex.submit(h.add, 1, 1)
+        kit.ex.submit(h.add, 1, 1)
 
 
-def test_shutdown_cancel_futures_right_after_a_crash(kit1: Kit) -> None:
-    worker = kit1.ex.submit(h.pid).result(timeout=TIMEOUT)
-    victim = kit1.ex.submit(h.block)
-    kit1.wait_started()
-    waiting = [kit1.ex.submit(h.block, i) for i in range(5)]  # cannot finish before the gate opens
+@on_processes
+@pytest.mark.executor_options(max_workers=1)
+def test_shutdown_cancel_futures_right_after_a_crash(kit: Kit) -> None:
+    worker = kit.ex.submit(h.pid).result(timeout=TIMEOUT)
+    victim = kit.ex.submit(h.block)
+    kit.wait_started()
+    waiting = [kit.ex.submit(h.block, i) for i in range(5)]  # cannot finish before the gate opens
     os.kill(worker, signal.SIGKILL)
-    kit1.ex.shutdown(wait=False, cancel_futures=True)
-    kit1.release.set()
-    kit1.ex.shutdown(wait=True)
+    kit.ex.shutdown(wait=False, cancel_futures=True)
+    kit.release.set()
+    kit.ex.shutdown(wait=True)
     assert crashed(victim).exitcode == -signal.SIGKILL
     for f in waiting:  # each was either cancelled or ran (those already in a call queue)
         assert f.done()
@@ -151,17 +161,19 @@ _SE, _CRASH = fk.SerializationError, fk.WorkerCrashedError
         ("result", "unpickle", "exit", _SE, "cannot be unpickled in the caller"),
     ],
 )
+@on_processes
 def test_pickling_and_crash_matrix(
-    kit2: Kit, what: str, when: str, how: str, expected: type[Exception], message: str
+    executor: fk.Executor, what: str, when: str, how: str, expected: type[Exception], message: str
 ) -> None:
     # An argument is pickled in the caller and unpickled in the worker; a result the other way round.
-    ex = kit2.ex
+    ex = executor
     if what == "argument" and when == "pickle":
         with pytest.raises(expected, match=re.escape(message)):
             ex.submit(h.identity, h.Bomb(when, how))
     else:
         fut = ex.submit(h.identity, h.Bomb(when, how)) if what == "argument" else ex.submit(h.make_bomb, when, how)
         err = fut.exception(timeout=TIMEOUT)
+        assert err is not None
         assert type(err) is expected, repr(err)
         assert message in str(err)
         if expected is _SE and how == "exit":
@@ -184,18 +196,21 @@ def _kill(process: Any) -> None:
     assert wait([process.sentinel], timeout=TIMEOUT), "the killed worker did not exit"
 
 
-def test_a_worker_killed_between_tasks_fails_no_task(kit1: Kit) -> None:
+@on_kinds(*PROCESS_KINDS)
+@pytest.mark.executor_options(max_workers=1)
+def test_a_worker_killed_between_tasks_fails_no_task(executor: fk.Executor) -> None:
     # It was idle: the task submitted next never reached it and runs on its replacement,
     # whether or not the pool noticed the death before handing that task out.
     for i in range(5):
-        worker = kit1.ex.submit(h.pid).result(timeout=TIMEOUT)
-        _kill(_workers(kit1.ex)[worker])
-        assert kit1.ex.submit(h.square, i).result(timeout=TIMEOUT) == i * i
+        worker = executor.submit(h.pid).result(timeout=TIMEOUT)
+        _kill(_workers(executor)[worker])
+        assert executor.submit(h.square, i).result(timeout=TIMEOUT) == i * i
 
 
-def test_idle_workers_dying_together_do_not_break_the_pool() -> None:
+@on_kinds(*PROCESS_KINDS)
+@pytest.mark.executor_options(max_workers=3)
+def test_idle_workers_dying_together_do_not_break_the_pool(kit: Kit) -> None:
     # Only workers that die before running any task count toward "broken for good".
-    kit = make_kit("process", max_workers=3)
     with kit.ex as ex:
         blocked = [ex.submit(h.block, i) for i in range(3)]  # one per worker: all three start and run
         kit.wait_started(3)
@@ -208,9 +223,10 @@ def test_idle_workers_dying_together_do_not_break_the_pool() -> None:
         assert [ex.submit(h.square, i).result(timeout=TIMEOUT) for i in range(4)] == [0, 1, 4, 9]
 
 
-def test_crash_with_max_tasks_per_child() -> None:
-    kit = make_kit("process", max_workers=1, max_tasks_per_child=2)
-    with kit.ex as ex:
+@on_kinds("forkserver", "spawn")  # max_tasks_per_child refuses fork, as the stdlib's pool does
+@pytest.mark.executor_options(max_workers=1, max_tasks_per_child=2)
+def test_crash_with_max_tasks_per_child(executor: fk.Executor) -> None:
+    with executor as ex:
         assert [ex.submit(h.square, i).result(timeout=TIMEOUT) for i in range(5)] == [0, 1, 4, 9, 16]
         exc = crashed(ex.submit(h.exit_now, 9))
         assert exc.exitcode == 9
@@ -219,20 +235,22 @@ def test_crash_with_max_tasks_per_child() -> None:
         assert ex.submit(h.add, 1, 1).result(timeout=TIMEOUT) == 2
 
 
-def test_nothing_lost_and_nothing_run_twice_around_a_crash(kit2: Kit) -> None:
-    before = [kit2.ex.submit(h.mark, i) for i in range(60)]
-    culprit = kit2.ex.submit(h.exit_now, 3)
-    after = [kit2.ex.submit(h.mark, i) for i in range(60, 120)]
+@on_processes
+def test_nothing_lost_and_nothing_run_twice_around_a_crash(kit: Kit) -> None:
+    before = [kit.ex.submit(h.mark, i) for i in range(60)]
+    culprit = kit.ex.submit(h.exit_now, 3)
+    after = [kit.ex.submit(h.mark, i) for i in range(60, 120)]
     crash = crashed(culprit)
     assert crash.exitcode == 3
     # Only the culprit fails: the other worker was never disturbed, and the task queued behind
     # the culprit (not started) was handed to the replacement worker.
     assert [f.result(timeout=TIMEOUT) for f in before + after] == list(range(120))
-    kit2.ex.shutdown(wait=True)
-    assert kit2.count_started() == 120  # each ran exactly once
+    kit.ex.shutdown(wait=True)
+    assert kit.count_started() == 120  # each ran exactly once
 
 
-def test_concurrent_submitters_around_a_crash(kit2: Kit) -> None:
+@on_processes
+def test_concurrent_submitters_around_a_crash(kit: Kit) -> None:
     import threading
 
     barrier = threading.Barrier(5)
@@ -240,21 +258,21 @@ def test_concurrent_submitters_around_a_crash(kit2: Kit) -> None:
 
     def submitter(k: int) -> None:
         barrier.wait(TIMEOUT)
-        futures[k].extend(kit2.ex.submit(h.mark, k * 1000 + i) for i in range(40))
+        futures[k].extend(kit.ex.submit(h.mark, k * 1000 + i) for i in range(40))
 
     threads = [threading.Thread(target=submitter, args=(k,)) for k in range(4)]
     for t in threads:
         t.start()
     barrier.wait(TIMEOUT)
-    culprit = kit2.ex.submit(h.exit_now, 3)
+    culprit = kit.ex.submit(h.exit_now, 3)
     for t in threads:
         t.join(TIMEOUT)
         assert not t.is_alive()
     assert crashed(culprit).exitcode == 3
     for k, batch in enumerate(futures):
         assert [f.result(timeout=TIMEOUT) for f in batch] == [k * 1000 + i for i in range(40)]
-    kit2.ex.shutdown(wait=True)
-    assert kit2.count_started() == 160  # each ran exactly once
+    kit.ex.shutdown(wait=True)
+    assert kit.count_started() == 160  # each ran exactly once
 
 
 def test_initializer_failure_surfaces_as_broken_pool() -> None:
@@ -285,10 +303,11 @@ def test_crash_in_a_user_supplied_pool_is_attributed_without_replacement() -> No
             ex.submit(h.add, 1, 2)
 
 
-def test_crash_error_pickles(kit2: Kit) -> None:
+@on_processes
+def test_crash_error_pickles(executor: fk.Executor) -> None:
     import pickle
 
-    exc = crashed(kit2.ex.submit(h.exit_now, 3))
+    exc = crashed(executor.submit(h.exit_now, 3))
     again = pickle.loads(pickle.dumps(exc))
     assert isinstance(again, fk.WorkerCrashedError)
     assert again.exitcode == 3
@@ -300,7 +319,10 @@ def test_workers_exit_when_the_parent_is_sigkilled(method: str) -> None:
     if method not in multiprocessing.get_all_start_methods():
         pytest.skip(f"no {method} start method")
     tests_dir = str(Path(__file__).resolve().parent)
-    code = f"import sys; sys.path.insert(0, {tests_dir!r}); import executor_helpers; executor_helpers.orphan_main({method!r})"
+    code = (
+        f"import sys; sys.path.insert(0, {tests_dir!r}); import executor_helpers; "
+        f"executor_helpers.orphan_main({method!r})"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     try:

@@ -1,4 +1,4 @@
-"""The executor contract, written once and run for every executor kind (thread, process)."""
+"""The executor contract, written once and run for every executor kind (thread, fork, forkserver, spawn)."""
 
 from __future__ import annotations
 
@@ -10,54 +10,43 @@ import pickle
 import threading
 import traceback
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import executor_helpers as h
 import pytest
-from executor_helpers import TIMEOUT, Kit, make_kit
+from executor_helpers import TIMEOUT, Kit, on_kinds, on_processes
 
 import futurekit as fk
 from futurekit._process.pool import ProcessPool
 
-
-@pytest.fixture(params=["thread", "process"])
-def kit(request: pytest.FixtureRequest) -> Iterator[Kit]:
-    k = make_kit(request.param)
-    try:
-        yield k
-    finally:
-        k.release.set()
-        k.ex.shutdown(wait=True)
-
-
 # -- basics -------------------------------------------------------------------------------------------------
 
 
-def test_submit_returns_result(kit: Kit) -> None:
-    assert kit.ex.submit(h.add, 1, 2).result(timeout=TIMEOUT) == 3
-    assert kit.ex.submit(h.add, 1, b=5).result(timeout=TIMEOUT) == 6
+def test_submit_returns_result(executor: fk.Executor) -> None:
+    assert executor.submit(h.add, 1, 2).result(timeout=TIMEOUT) == 3
+    assert executor.submit(h.add, 1, b=5).result(timeout=TIMEOUT) == 6
 
 
-def test_exception_arrives_as_its_own_type(kit: Kit) -> None:
-    fut = kit.ex.submit(h.fail, "boom")
+def test_exception_arrives_as_its_own_type(executor: fk.Executor) -> None:
+    fut = executor.submit(h.fail, "boom")
     with pytest.raises(h.CustomError, match="boom") as info:
         fut.result(timeout=TIMEOUT)
     names = [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
     assert "fail" in names  # the worker's own frame, also for processes
 
 
-def test_many_tasks(kit: Kit) -> None:
-    futures = [kit.ex.submit(h.square, i) for i in range(200)]
+def test_many_tasks(executor: fk.Executor) -> None:
+    futures = [executor.submit(h.square, i) for i in range(200)]
     assert [f.result(timeout=TIMEOUT) for f in futures] == [i * i for i in range(200)]
 
 
-def test_done_callback_runs_once_with_the_future(kit: Kit) -> None:
+def test_done_callback_runs_once_with_the_future(executor: fk.Executor) -> None:
     seen: list[Future[int]] = []
     called = threading.Event()
-    fut = kit.ex.submit(h.add, 2, 2)
+    fut = executor.submit(h.add, 2, 2)
 
     def callback(f: Future[int]) -> None:
         seen.append(f)
@@ -69,8 +58,8 @@ def test_done_callback_runs_once_with_the_future(kit: Kit) -> None:
     assert seen == [fut]
 
 
-def test_wait_and_as_completed(kit: Kit) -> None:
-    futures = [kit.ex.submit(h.add, i, i) for i in range(10)]
+def test_wait_and_as_completed(executor: fk.Executor) -> None:
+    futures = [executor.submit(h.add, i, i) for i in range(10)]
     done, not_done = concurrent.futures.wait(futures, timeout=TIMEOUT)
     assert len(done) == 10
     assert not not_done
@@ -79,11 +68,11 @@ def test_wait_and_as_completed(kit: Kit) -> None:
     ]
 
 
-def test_asyncio_run_in_executor_and_wrap_future(kit: Kit) -> None:
+def test_asyncio_run_in_executor_and_wrap_future(executor: fk.Executor) -> None:
     async def main() -> tuple[int, int]:
         loop = asyncio.get_running_loop()
-        a = await asyncio.wait_for(loop.run_in_executor(kit.ex, h.add, 1, 2), TIMEOUT)
-        b = await asyncio.wait_for(asyncio.wrap_future(kit.ex.submit(h.square, 7)), TIMEOUT)
+        a = await asyncio.wait_for(loop.run_in_executor(executor, h.add, 1, 2), TIMEOUT)
+        b = await asyncio.wait_for(asyncio.wrap_future(executor.submit(h.square, 7)), TIMEOUT)
         return a, b
 
     assert asyncio.run(main()) == (3, 49)
@@ -91,7 +80,7 @@ def test_asyncio_run_in_executor_and_wrap_future(kit: Kit) -> None:
 
 def test_repr_and_properties(kit: Kit) -> None:
     assert kit.ex.max_workers == 2
-    assert kit.ex.remote is (kit.kind == "process")
+    assert kit.ex.remote is (kit.kind != "thread")
     text = repr(kit.ex)
     assert text.startswith("<futurekit.Executor")
     assert "max_workers=2" in text
@@ -103,32 +92,32 @@ def test_repr_and_properties(kit: Kit) -> None:
 # -- from the stdlib's own executor tests ------------------------------------------------------------------------
 
 
-def test_submit_keyword_arguments(kit: Kit) -> None:
-    assert kit.ex.submit(h.add, 2, b=8).result(timeout=TIMEOUT) == 10
+def test_submit_keyword_arguments(executor: fk.Executor) -> None:
+    assert executor.submit(h.add, 2, b=8).result(timeout=TIMEOUT) == 10
     with pytest.raises(TypeError):
-        kit.ex.submit(fn=h.add, a=1)  # type: ignore[call-arg]
+        executor.submit(fn=h.add, a=1)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
-        kit.ex.submit(a=1)  # type: ignore[call-arg]
+        executor.submit(a=1)  # type: ignore[call-arg]
 
 
-def test_map_exception_like_the_stdlib(kit: Kit) -> None:
-    it = kit.ex.map(divmod, [1, 1, 1, 1], [2, 3, 0, 5])
+def test_map_exception_like_the_stdlib(executor: fk.Executor) -> None:
+    it = executor.map(divmod, [1, 1, 1, 1], [2, 3, 0, 5])
     assert next(it) == (0, 1)
     assert next(it) == (0, 1)
     with pytest.raises(ZeroDivisionError):
         next(it)
 
 
-def test_shutdown_race_issue12456(kit: Kit) -> None:
-    kit.ex.map(str, [2] * 3)
-    kit.ex.shutdown()
+def test_shutdown_race_issue12456(executor: fk.Executor) -> None:
+    executor.map(str, [2] * 3)
+    executor.shutdown()
 
 
-def test_no_stale_references(kit: Kit) -> None:
+def test_no_stale_references(executor: fk.Executor) -> None:
     obj = h.MyObject()
     collected = threading.Event()
     ref = weakref.ref(obj, lambda _: collected.set())
-    kit.ex.submit(obj.my_method)  # the future is discarded at once
+    executor.submit(obj.my_method)  # the future is discarded at once
     del obj
     if not collected.wait(TIMEOUT / 3):
         gc.collect()  # report cycles separately from leaks
@@ -138,30 +127,30 @@ def test_no_stale_references(kit: Kit) -> None:
 # -- shutdown -------------------------------------------------------------------------------------------------
 
 
-def test_submit_and_map_after_shutdown_raise_runtime_error(kit: Kit) -> None:
-    kit.ex.shutdown()
+def test_submit_and_map_after_shutdown_raise_runtime_error(executor: fk.Executor) -> None:
+    executor.shutdown()
     with pytest.raises(RuntimeError):
-        kit.ex.submit(h.add, 1, 2)
+        executor.submit(h.add, 1, 2)
     with pytest.raises(RuntimeError):
-        kit.ex.map(h.square, [1, 2])
+        executor.map(h.square, [1, 2])
 
 
-def test_shutdown_is_idempotent(kit: Kit) -> None:
-    fut = kit.ex.submit(h.add, 1, 1)
-    kit.ex.shutdown(wait=True)
-    kit.ex.shutdown(wait=True)
-    kit.ex.shutdown(wait=False, cancel_futures=True)
+def test_shutdown_is_idempotent(executor: fk.Executor) -> None:
+    fut = executor.submit(h.add, 1, 1)
+    executor.shutdown(wait=True)
+    executor.shutdown(wait=True)
+    executor.shutdown(wait=False, cancel_futures=True)
     assert fut.result(timeout=0) == 2
 
 
-def test_context_manager_waits_and_shuts_down(kit: Kit) -> None:
-    with kit.ex as ex:
-        assert ex is kit.ex
+def test_context_manager_waits_and_shuts_down(executor: fk.Executor) -> None:
+    with executor as ex:
+        assert ex is executor
         fut = ex.submit(h.square, 5)
     assert fut.done()
     assert fut.result() == 25
     with pytest.raises(RuntimeError):
-        kit.ex.submit(h.add, 1, 2)
+        executor.submit(h.add, 1, 2)
 
 
 def test_shutdown_wait_false_then_tasks_still_complete(kit: Kit) -> None:
@@ -239,22 +228,22 @@ def test_cancel_runs_callbacks_and_as_completed_sees_it(kit: Kit) -> None:
 # -- map ------------------------------------------------------------------------------------------------------
 
 
-def test_map_in_order(kit: Kit) -> None:
-    assert list(kit.ex.map(h.square, range(50))) == [i * i for i in range(50)]
-    assert list(kit.ex.map(h.add, range(5), range(10, 100))) == [i + i + 10 for i in range(5)]
-    assert list(kit.ex.map(h.square, [])) == []
+def test_map_in_order(executor: fk.Executor) -> None:
+    assert list(executor.map(h.square, range(50))) == [i * i for i in range(50)]
+    assert list(executor.map(h.add, range(5), range(10, 100))) == [i + i + 10 for i in range(5)]
+    assert list(executor.map(h.square, [])) == []
 
 
-def test_map_unordered(kit: Kit) -> None:
-    assert sorted(kit.ex.map(h.square, range(30), ordered=False)) == [i * i for i in range(30)]
+def test_map_unordered(executor: fk.Executor) -> None:
+    assert sorted(executor.map(h.square, range(30), ordered=False)) == [i * i for i in range(30)]
 
 
-def test_map_free_reference(kit: Kit) -> None:
+def test_map_free_reference(executor: fk.Executor) -> None:
     """CPython's test_free_reference (issue #14406): map keeps no reference to a result it has yielded."""
     options: list[dict[str, Any]] = [{}, {"chunksize": 5}, {"buffersize": 3}, {"ordered": False, "chunksize": 4}]
     for kwargs in options:
         seen = 0
-        for obj in kit.ex.map(h.make_dummy, range(10), **kwargs):
+        for obj in executor.map(h.make_dummy, range(10), **kwargs):
             wr = weakref.ref(obj)
             del obj
             gc.collect()
@@ -263,10 +252,10 @@ def test_map_free_reference(kit: Kit) -> None:
         assert seen == 10
 
 
-def test_map_raises_at_the_failing_item(kit: Kit) -> None:
-    it = kit.ex.map(h.fail_on, range(10), [4] * 10, chunksize=3)
+def test_map_raises_at_the_failing_item(executor: fk.Executor) -> None:
+    it = executor.map(h.fail_on, range(10), [4] * 10, chunksize=3)
     assert [next(it) for _ in range(4)] == [0, 1, 2, 3]
-    with pytest.raises(h.CustomError, match="bad item 4"):
+    with pytest.raises(h.ItemError, match="item 4"):
         next(it)
 
 
@@ -277,26 +266,26 @@ def test_map_timeout(kit: Kit) -> None:
     kit.release.set()
 
 
-def test_map_honours_chunksize_exactly(kit: Kit, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_map_honours_chunksize_exactly(executor: fk.Executor, monkeypatch: pytest.MonkeyPatch) -> None:
     sizes: list[int] = []
-    original = kit.ex._submit_chunk
+    original = executor._submit_chunk
 
     def recording(fn: Callable[..., Any], chunk: list[Any]) -> Future[Any]:
         sizes.append(len(chunk))
         return original(fn, chunk)
 
-    monkeypatch.setattr(kit.ex, "_submit_chunk", recording)
-    assert list(kit.ex.map(h.square, range(10), chunksize=3)) == [i * i for i in range(10)]
+    monkeypatch.setattr(executor, "_submit_chunk", recording)
+    assert list(executor.map(h.square, range(10), chunksize=3)) == [i * i for i in range(10)]
     assert sizes == [3, 3, 3, 1]
 
 
 @pytest.mark.parametrize("name", ["chunksize", "buffersize"])
-def test_map_rejects_bad_sizes(kit: Kit, name: str) -> None:
+def test_map_rejects_bad_sizes(executor: fk.Executor, name: str) -> None:
     bad: list[tuple[object, type[Exception]]] = [(0, ValueError), (-1, ValueError), ("3", TypeError)]
     for value, error in bad:
         kwargs: dict[str, Any] = {name: value}
         with pytest.raises(error):
-            kit.ex.map(h.square, [1], **kwargs)
+            executor.map(h.square, [1], **kwargs)
 
 
 def test_map_closing_early_cancels_pending(kit: Kit) -> None:
@@ -324,9 +313,10 @@ def test_processes_forwards_initializer() -> None:
         assert ex.submit(h.get_init_value).result(timeout=60) == 7
 
 
-def test_processes_max_tasks_per_child_replaces_workers() -> None:
-    with fk.processes(1, max_tasks_per_child=2) as ex:
-        pids = [ex.submit(h.pid).result(timeout=TIMEOUT) for _ in range(6)]
+@on_kinds("forkserver", "spawn")  # max_tasks_per_child refuses fork, as the stdlib's pool does
+@pytest.mark.executor_options(max_workers=1, max_tasks_per_child=2)
+def test_processes_max_tasks_per_child_replaces_workers(executor: fk.Executor) -> None:
+    pids = [executor.submit(h.pid).result(timeout=TIMEOUT) for _ in range(6)]
     assert len(set(pids)) == 3
 
 
@@ -387,29 +377,24 @@ def test_wrapping_loky_with_remote_true() -> None:
 # -- process boundary -------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def pex() -> Iterator[fk.Executor]:
-    with fk.processes(2) as ex:
-        yield ex
-
-
 def _local_function() -> int:
     return 1
 
 
-def test_unpicklable_call_raises_serialization_error_at_submit(pex: fk.Executor) -> None:
+@on_processes
+def test_unpicklable_call_raises_serialization_error_at_submit(executor: fk.Executor) -> None:
     def local() -> int:
         return 1
 
     with pytest.raises(fk.SerializationError):
-        pex.submit(lambda: 1)
+        executor.submit(lambda: 1)
     with pytest.raises(fk.SerializationError):
-        pex.submit(local)
+        executor.submit(local)
     with pytest.raises(fk.SerializationError):
-        pex.submit(h.add, threading.Lock())  # type: ignore[arg-type]
+        executor.submit(h.add, threading.Lock())  # type: ignore[arg-type]
     with pytest.raises(fk.SerializationError):
-        pex.map(lambda x: x, [1, 2])
-    assert pex.submit(h.add, 1, 2).result(timeout=TIMEOUT) == 3
+        executor.map(lambda x: x, [1, 2])
+    assert executor.submit(h.add, 1, 2).result(timeout=TIMEOUT) == 3
 
 
 class _ExitOnPickle:
@@ -417,48 +402,54 @@ class _ExitOnPickle:
         raise SystemExit("raised while pickling")
 
 
-def test_base_exception_while_pickling_does_not_hang(pex: fk.Executor) -> None:
+@on_processes
+def test_base_exception_while_pickling_does_not_hang(executor: fk.Executor) -> None:
     with pytest.raises(fk.SerializationError):
-        pex.submit(h.add, _ExitOnPickle())  # type: ignore[arg-type]
-    assert pex.submit(h.add, 1, 1).result(timeout=TIMEOUT) == 2
+        executor.submit(h.add, _ExitOnPickle())  # type: ignore[arg-type]
+    assert executor.submit(h.add, 1, 1).result(timeout=TIMEOUT) == 2
 
 
-def test_unpicklable_result_fails_only_that_task(pex: fk.Executor) -> None:
-    fut = pex.submit(h.unpicklable_result)
+@on_processes
+def test_unpicklable_result_fails_only_that_task(executor: fk.Executor) -> None:
+    fut = executor.submit(h.unpicklable_result)
     with pytest.raises(fk.SerializationError, match="unpicklable_result"):
         fut.result(timeout=TIMEOUT)
-    assert pex.submit(h.add, 1, 1).result(timeout=TIMEOUT) == 2
+    assert executor.submit(h.add, 1, 1).result(timeout=TIMEOUT) == 2
 
 
-def test_unpicklable_result_in_map_fails_only_that_item(pex: fk.Executor) -> None:
-    it = pex.map(h.lock_or_value, [1, 2, 3, 4], chunksize=4)
+@on_processes
+def test_unpicklable_result_in_map_fails_only_that_item(executor: fk.Executor) -> None:
+    it = executor.map(h.lock_or_value, [1, 2, 3, 4], chunksize=4)
     assert next(it) == 1
     with pytest.raises(fk.SerializationError, match="lock_or_value"):
         next(it)
-    assert pex.submit(h.add, 1, 1).result(timeout=TIMEOUT) == 2
+    assert executor.submit(h.add, 1, 1).result(timeout=TIMEOUT) == 2
 
 
-def test_exception_with_required_init_args_fails_only_that_task(pex: fk.Executor) -> None:
-    fut = pex.submit(h.fail_two_args, 1, 2)
+@on_processes
+def test_exception_with_required_init_args_fails_only_that_task(executor: fk.Executor) -> None:
+    fut = executor.submit(h.fail_two_arg, 1, "two")
     exc = fut.exception(timeout=TIMEOUT)
     assert isinstance(exc, (h.TwoArgError, fk.RemoteError))
-    assert "1/2" in str(exc)
-    assert pex.submit(h.add, 1, 1).result(timeout=TIMEOUT) == 2
+    assert "code 1: two" in str(exc)
+    assert executor.submit(h.add, 1, 1).result(timeout=TIMEOUT) == 2
 
 
-def test_raising_callback_does_not_break_the_pool(pex: fk.Executor) -> None:
-    fut = pex.submit(h.add, 1, 1)
+@on_processes
+def test_raising_callback_does_not_break_the_pool(executor: fk.Executor) -> None:
+    fut = executor.submit(h.add, 1, 1)
 
     def bad(f: Future[int]) -> None:
         raise SystemExit("callback")
 
     fut.add_done_callback(bad)
     assert fut.result(timeout=TIMEOUT) == 2
-    assert pex.submit(h.add, 2, 2).result(timeout=TIMEOUT) == 4
+    assert executor.submit(h.add, 2, 2).result(timeout=TIMEOUT) == 4
 
 
-def test_process_future_pickle_roundtrip_of_errors(pex: fk.Executor) -> None:
-    exc = pex.submit(h.fail, "again").exception(timeout=TIMEOUT)
+@on_processes
+def test_process_future_pickle_roundtrip_of_errors(executor: fk.Executor) -> None:
+    exc = executor.submit(h.fail, "again").exception(timeout=TIMEOUT)
     assert isinstance(exc, h.CustomError)
     assert isinstance(pickle.loads(pickle.dumps(exc)), h.CustomError)
 

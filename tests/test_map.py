@@ -6,14 +6,15 @@ import concurrent.futures as cf
 import copy
 import gc
 import itertools
-import multiprocessing
 import threading
 import time
 import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import Any
 
+import executor_helpers as h
 import pytest
+from executor_helpers import Kit, on_processes, on_threads
 from map_helpers import CountingInput, CtrlC, ItemError, Recorder, Token, add, fail_on_7, inc, spin
 
 import futurekit as fk
@@ -24,30 +25,16 @@ from futurekit._process.chunks import run_items
 from futurekit._process.payload import decode_chunk
 
 WAIT = 10.0
-W = 2  # workers in every pool here
+W = 2  # workers in every executor here (the executor fixture's default)
 WIN = _map.WINDOW_PER_WORKER * W  # chunks in flight with the default window
 
 SubmitChunk = Callable[[Callable[..., Any], list[Any]], "cf.Future[Any]"]
 
 
-@pytest.fixture(scope="module")
-def process_pool() -> Iterator[cf.ProcessPoolExecutor]:
-    with cf.ProcessPoolExecutor(W, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield pool
-
-
-@pytest.fixture
-def thread_pool() -> Iterator[cf.ThreadPoolExecutor]:
-    with cf.ThreadPoolExecutor(W) as pool:
-        yield pool
-
-
-@pytest.fixture(params=["thread", "process"])
-def pool(request: pytest.FixtureRequest) -> cf.Executor:
-    """Each behaviour runs over a thread pool and over a process pool."""
-    name = "thread_pool" if request.param == "thread" else "process_pool"
-    executor: cf.Executor = request.getfixturevalue(name)
-    return executor
+def drain(it: Iterable[Any], got: list[Any]) -> None:
+    """Append each value of ``it`` to ``got``, until it ends or raises (the values before an error are kept)."""
+    for value in it:
+        got.append(value)
 
 
 def run(
@@ -74,8 +61,8 @@ def run(
     )
 
 
-class Gate:
-    """fn for thread pools: records each item that starts, blocks until opened."""
+class GatedCall:
+    """fn for thread pools: records each item that starts, blocks until opened (``opened.set()``)."""
 
     def __init__(self, free: Iterable[int] = ()) -> None:
         self.opened = threading.Event()
@@ -102,14 +89,14 @@ class Gate:
 
 @pytest.mark.parametrize("chunksize", [None, 1, 7])
 @pytest.mark.parametrize("auto_chunk", [True, False])
-def test_results_in_input_order(pool: cf.Executor, chunksize: int | None, auto_chunk: bool) -> None:
-    rec = Recorder(pool)
+def test_results_in_input_order(executor: fk.Executor, chunksize: int | None, auto_chunk: bool) -> None:
+    rec = Recorder(executor)
     assert list(run(rec, inc, range(300), chunksize=chunksize, auto_chunk=auto_chunk)) == list(range(1, 301))
     assert sum(rec.sizes) == 300
 
 
-def test_empty_input_submits_nothing(pool: cf.Executor) -> None:
-    rec = Recorder(pool)
+def test_empty_input_submits_nothing(executor: fk.Executor) -> None:
+    rec = Recorder(executor)
     assert list(run(rec, inc, [])) == []
     assert list(run(rec, inc, [], ordered=False)) == []
     assert list(run(rec, add, [], range(10), buffersize=3)) == []
@@ -117,8 +104,8 @@ def test_empty_input_submits_nothing(pool: cf.Executor) -> None:
 
 
 @pytest.mark.parametrize("ordered", [True, False])
-def test_multiple_iterables_stop_at_shortest(pool: cf.Executor, ordered: bool) -> None:
-    rec = Recorder(pool)
+def test_multiple_iterables_stop_at_shortest(executor: fk.Executor, ordered: bool) -> None:
+    rec = Recorder(executor)
     out = list(run(rec, add, range(10), range(100, 105), ordered=ordered))
     assert sorted(out) == [100, 102, 104, 106, 108]
     if ordered:
@@ -127,10 +114,11 @@ def test_multiple_iterables_stop_at_shortest(pool: cf.Executor, ordered: bool) -
     assert list(run(rec, add, range(3), itertools.count(10), chunksize=2)) == [10, 12, 14]
 
 
-def test_arguments_validated_at_call_time(thread_pool: cf.ThreadPoolExecutor) -> None:
-    rec = Recorder(thread_pool)
+@on_threads
+def test_arguments_validated_at_call_time(executor: fk.Executor) -> None:
+    rec = Recorder(executor)
     for kwargs in ({"chunksize": 0}, {"buffersize": 0}, {"chunksize": -1}, {"chunksize": 5, "buffersize": 4}):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"chunksize|buffersize"):
             run(rec, inc, range(10), **kwargs)  # type: ignore[arg-type]
     assert rec.sizes == []
 
@@ -138,10 +126,11 @@ def test_arguments_validated_at_call_time(thread_pool: cf.ThreadPoolExecutor) ->
 # --- laziness and bounds -----------------------------------------------------------------------
 
 
-def test_eager_start_runs_first_window_before_consumption(thread_pool: cf.ThreadPoolExecutor) -> None:
-    gate = Gate()
+@on_threads
+def test_eager_start_runs_first_window_before_consumption(executor: fk.Executor) -> None:
+    gate = GatedCall()
     source = CountingInput(range(100))
-    it = run(Recorder(thread_pool), gate, source, buffersize=5, auto_chunk=False)
+    it = run(Recorder(executor), gate, source, buffersize=5, auto_chunk=False)
     gate.wait_started(W)  # the workers started without anyone calling next()
     assert source.pulled == 5
     gate.opened.set()
@@ -157,11 +146,12 @@ def test_eager_start_runs_first_window_before_consumption(thread_pool: cf.Thread
         (None, True, (WIN + 1) * _map.MAX_AUTO_CHUNK),
     ],
 )
+@on_threads
 def test_default_window_is_bounded_on_infinite_input(
-    thread_pool: cf.ThreadPoolExecutor, chunksize: int | None, auto_chunk: bool, bound: int
+    executor: fk.Executor, chunksize: int | None, auto_chunk: bool, bound: int
 ) -> None:
     source = CountingInput(itertools.count())
-    it = run(Recorder(thread_pool), inc, source, chunksize=chunksize, auto_chunk=auto_chunk)
+    it = run(Recorder(executor), inc, source, chunksize=chunksize, auto_chunk=auto_chunk)
     ahead = []
     for consumed, value in enumerate(itertools.islice(it, 3000), start=1):
         assert value == consumed
@@ -174,9 +164,10 @@ def test_default_window_is_bounded_on_infinite_input(
     assert source.pulled == pulled
 
 
-def test_default_window_bounded_on_infinite_input_processes(process_pool: cf.ProcessPoolExecutor) -> None:
+@on_processes
+def test_default_window_bounded_on_infinite_input_processes(executor: fk.Executor) -> None:
     source = CountingInput(itertools.count())
-    it = run(Recorder(process_pool), inc, source)
+    it = run(Recorder(executor), inc, source)
     for consumed, value in enumerate(itertools.islice(it, 20000), start=1):
         assert value == consumed
         assert source.pulled - consumed <= (WIN + 1) * _map.MAX_AUTO_CHUNK
@@ -187,11 +178,12 @@ def test_default_window_bounded_on_infinite_input_processes(process_pool: cf.Pro
     [(1, None, False), (7, None, False), (7, 3, False), (9, 3, False), (64, None, True), (5, 5, True)],
 )
 @pytest.mark.parametrize("ordered", [True, False])
+@on_threads
 def test_explicit_buffersize_caps_read_ahead_exactly(
-    thread_pool: cf.ThreadPoolExecutor, buffersize: int, chunksize: int | None, auto_chunk: bool, ordered: bool
+    executor: fk.Executor, buffersize: int, chunksize: int | None, auto_chunk: bool, ordered: bool
 ) -> None:
     source = CountingInput(itertools.count())
-    rec = Recorder(thread_pool)
+    rec = Recorder(executor)
     it = run(rec, inc, source, buffersize=buffersize, chunksize=chunksize, auto_chunk=auto_chunk, ordered=ordered)
     ahead = [source.pulled]
     seen = []
@@ -217,24 +209,26 @@ def test_explicit_buffersize_caps_read_ahead_exactly(
 
 
 @pytest.mark.parametrize("ordered", [True, False])
-def test_explicit_chunksize_is_honoured_exactly(pool: cf.Executor, ordered: bool) -> None:
-    rec = Recorder(pool)
+def test_explicit_chunksize_is_honoured_exactly(executor: fk.Executor, ordered: bool) -> None:
+    rec = Recorder(executor)
     assert sorted(run(rec, inc, range(23), chunksize=5, ordered=ordered)) == list(range(1, 24))
     assert rec.sizes == [5, 5, 5, 5, 3]
-    rec = Recorder(pool)
+    rec = Recorder(executor)
     assert list(run(rec, inc, range(10), chunksize=1, buffersize=4)) == list(range(1, 11))
     assert rec.sizes == [1] * 10
 
 
-def test_thread_default_batches_quick_items_a_little(thread_pool: cf.ThreadPoolExecutor) -> None:
-    rec = Recorder(thread_pool)
+@on_threads
+def test_thread_default_batches_quick_items_a_little(executor: fk.Executor) -> None:
+    rec = Recorder(executor)
     assert list(run(rec, inc, range(3000), auto_chunk=False)) == list(range(1, 3001))
     assert rec.sizes[0] == 1
     assert max(rec.sizes) <= _map.LOCAL_MAX_CHUNK
 
 
-def test_thread_default_keeps_slow_items_alone(thread_pool: cf.ThreadPoolExecutor) -> None:
-    rec = Recorder(thread_pool)
+@on_threads
+def test_thread_default_keeps_slow_items_alone(executor: fk.Executor) -> None:
+    rec = Recorder(executor)
     # 2 ms of CPU each: a chunk of n items takes >= 2n ms, over the 1 ms target, so no batching
     assert list(run(rec, spin, [0.002] * 30, auto_chunk=False)) == [0.002] * 30
     assert rec.sizes == [1] * 30
@@ -310,12 +304,13 @@ def test_decode_chunk_reports_the_bytes_sent_and_received() -> None:
     assert decode_chunk(data, str, 7) == ([1, 2], None, 0.5, 7 + len(data))
 
 
-def test_auto_chunks_start_small_and_grow(process_pool: cf.ProcessPoolExecutor) -> None:
-    rec = Recorder(process_pool)
+@on_processes
+def test_auto_chunks_start_small_and_grow(executor: fk.Executor) -> None:
+    rec = Recorder(executor)
     n = 60000
     assert sum(run(rec, inc, range(n))) == n * (n + 1) // 2
     assert rec.sizes[0] == 1
-    assert max(rec.sizes) >= 16  # (exact growth is pinned with a fake clock below; this is a real pool)
+    assert max(rec.sizes) >= 16  # (exact growth is pinned with a fake clock below; this is a real executor)
     assert max(rec.sizes) <= _map.MAX_AUTO_CHUNK
     assert len(rec.sizes) < 100  # far fewer tasks than items
     # growth is bounded by MAX_GROWTH times the items of the chunks before
@@ -337,15 +332,17 @@ def test_auto_default_bound_is_reached_and_kept(monkeypatch: pytest.MonkeyPatch)
     assert WIN * 64 <= max(ahead) <= (WIN + 1) * 64
 
 
-def test_auto_chunks_stay_small_for_slow_items(process_pool: cf.ProcessPoolExecutor) -> None:
-    rec = Recorder(process_pool)
+@on_processes
+def test_auto_chunks_stay_small_for_slow_items(executor: fk.Executor) -> None:
+    rec = Recorder(executor)
     assert list(run(rec, spin, [0.005] * 40)) == [0.005] * 40
     # a chunk of n items takes >= 5n ms, so n * TARGET / latency <= TARGET / 5 ms items
     assert max(rec.sizes) <= max(1, int(_map.TARGET_CHUNK_SECONDS / 0.005))
 
 
-def test_auto_chunks_respect_explicit_buffersize(process_pool: cf.ProcessPoolExecutor) -> None:
-    rec = Recorder(process_pool)
+@on_processes
+def test_auto_chunks_respect_explicit_buffersize(executor: fk.Executor) -> None:
+    rec = Recorder(executor)
     source = CountingInput(range(5000))
     for consumed, _ in enumerate(run(rec, inc, source, buffersize=100), start=1):
         assert source.pulled - consumed <= 100
@@ -355,18 +352,20 @@ def test_auto_chunks_respect_explicit_buffersize(process_pool: cf.ProcessPoolExe
 # --- ordered=False -----------------------------------------------------------------------------
 
 
-def test_unordered_yields_as_completed(thread_pool: cf.ThreadPoolExecutor) -> None:
-    gate = Gate(free=range(1, 10))  # item 0 blocks, the rest run freely
-    it = run(Recorder(thread_pool), gate, range(10), ordered=False, chunksize=1, auto_chunk=False)
+@on_threads
+def test_unordered_yields_as_completed(executor: fk.Executor) -> None:
+    gate = GatedCall(free=range(1, 10))  # item 0 blocks, the rest run freely
+    it = run(Recorder(executor), gate, range(10), ordered=False, chunksize=1, auto_chunk=False)
     first = [next(it) for _ in range(9)]
     assert sorted(first) == list(range(1, 10))
     gate.opened.set()
     assert list(it) == [0]
 
 
-def test_ordered_waits_for_the_head(thread_pool: cf.ThreadPoolExecutor) -> None:
-    gate = Gate(free=range(1, 4))
-    it = run(Recorder(thread_pool), gate, range(4), chunksize=1, auto_chunk=False, timeout=None)
+@on_threads
+def test_ordered_waits_for_the_head(executor: fk.Executor) -> None:
+    gate = GatedCall(free=range(1, 4))
+    it = run(Recorder(executor), gate, range(4), chunksize=1, auto_chunk=False, timeout=None)
     gate.wait_started(4)  # all started; 1..3 are done, 0 blocks
     done = threading.Event()
     got: list[int] = []
@@ -391,18 +390,17 @@ def test_ordered_waits_for_the_head(thread_pool: cf.ThreadPoolExecutor) -> None:
 @pytest.mark.parametrize("chunksize", [None, 1, 3, 50])
 @pytest.mark.parametrize("buffersize", [None, 6])
 def test_error_raised_at_its_item_after_earlier_results(
-    pool: cf.Executor, chunksize: int | None, buffersize: int | None
+    executor: fk.Executor, chunksize: int | None, buffersize: int | None
 ) -> None:
     if chunksize is not None and buffersize is not None and chunksize > buffersize:
         chunksize = buffersize
-    it = run(Recorder(pool), fail_on_7, range(100), chunksize=chunksize, buffersize=buffersize)
-    got = []
+    it = run(Recorder(executor), fail_on_7, range(100), chunksize=chunksize, buffersize=buffersize)
+    got: list[int] = []
     with pytest.raises(ItemError, match="item 7") as info:
-        for value in it:
-            got.append(value)
+        drain(it, got)
     assert got == list(range(7))
     assert list(it) == []  # the iteration is over
-    if isinstance(pool, cf.ThreadPoolExecutor):  # the worker's frame is in the traceback
+    if not executor.remote:  # the worker's frame is in the traceback
         assert any(tb.name == "fail_on" for tb in _frames(info.value.__traceback__))
 
 
@@ -412,18 +410,19 @@ def _frames(tb: Any) -> list[Any]:
     return list(traceback.extract_tb(tb))
 
 
-def test_unordered_error_raised_in_completion_order(thread_pool: cf.ThreadPoolExecutor) -> None:
-    it = run(Recorder(thread_pool), fail_on_7, range(8), ordered=False, auto_chunk=False, buffersize=8)
-    got = []
+@on_threads
+def test_unordered_error_raised_in_completion_order(executor: fk.Executor) -> None:
+    it = run(Recorder(executor), fail_on_7, range(8), ordered=False, auto_chunk=False, buffersize=8)
+    got: list[int] = []
     with pytest.raises(ItemError):
-        for value in it:
-            got.append(value)
+        drain(it, got)
     assert set(got) <= set(range(7))
 
 
-def test_error_cancels_the_rest(thread_pool: cf.ThreadPoolExecutor) -> None:
-    gate = Gate(free=[0])
-    rec = Recorder(thread_pool)
+@on_threads
+def test_error_cancels_the_rest(executor: fk.Executor) -> None:
+    gate = GatedCall(free=[0])
+    rec = Recorder(executor)
 
     def fn(x: int) -> int:
         if x == 1:
@@ -440,7 +439,8 @@ def test_error_cancels_the_rest(thread_pool: cf.ThreadPoolExecutor) -> None:
     assert len(gate.started) <= 2 + W + 1
 
 
-def test_chunk_future_failure_fails_its_items(thread_pool: cf.ThreadPoolExecutor) -> None:
+@on_threads
+def test_chunk_future_failure_fails_its_items(executor: fk.Executor) -> None:
     calls = 0
 
     def submit(fn: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
@@ -450,18 +450,18 @@ def test_chunk_future_failure_fails_its_items(thread_pool: cf.ThreadPoolExecutor
             fut: cf.Future[Any] = cf.Future()
             fut.set_exception(cf.process.BrokenProcessPool("worker died"))
             return fut
-        return thread_pool.submit(run_items, fn, chunk)
+        return executor.submit(run_items, fn, chunk)
 
-    got = []
+    got: list[int] = []
     with pytest.raises(cf.process.BrokenProcessPool):
-        for value in run(submit, inc, range(20), chunksize=2):
-            got.append(value)
+        drain(run(submit, inc, range(20), chunksize=2), got)
     assert got == [1, 2, 3, 4]
 
 
-def test_cancelled_chunk_raises_cancelled_error(thread_pool: cf.ThreadPoolExecutor) -> None:
-    gate = Gate()
-    rec = Recorder(thread_pool)
+@on_threads
+def test_cancelled_chunk_raises_cancelled_error(executor: fk.Executor) -> None:
+    gate = GatedCall()
+    rec = Recorder(executor)
     it = run(rec, gate, range(10), buffersize=6, chunksize=1, auto_chunk=False)
     gate.wait_started(W)
     assert rec.futures[3].cancel()
@@ -471,13 +471,15 @@ def test_cancelled_chunk_raises_cancelled_error(thread_pool: cf.ThreadPoolExecut
         next(it)
 
 
-def test_submit_error_first_chunk_raises_from_map(thread_pool: cf.ThreadPoolExecutor) -> None:
-    thread_pool.shutdown()
+@on_threads
+def test_submit_error_first_chunk_raises_from_map(executor: fk.Executor) -> None:
+    executor.shutdown()
     with pytest.raises(RuntimeError):
-        run(Recorder(thread_pool), inc, range(10))
+        run(Recorder(executor), inc, range(10))
 
 
-def test_submit_error_later_chunk_raises_in_order(thread_pool: cf.ThreadPoolExecutor) -> None:
+@on_threads
+def test_submit_error_later_chunk_raises_in_order(executor: fk.Executor) -> None:
     calls = 0
 
     def submit(fn: Callable[..., Any], chunk: list[Any]) -> cf.Future[Any]:
@@ -485,7 +487,7 @@ def test_submit_error_later_chunk_raises_in_order(thread_pool: cf.ThreadPoolExec
         calls += 1
         if calls == 2:
             raise TypeError("cannot pickle")
-        return thread_pool.submit(run_items, fn, chunk)
+        return executor.submit(run_items, fn, chunk)
 
     it = run(submit, inc, range(10), chunksize=3)
     assert [next(it) for _ in range(3)] == [1, 2, 3]
@@ -501,19 +503,19 @@ def failing_input(n: int, exc: BaseException) -> Generator[int, None, None]:
 
 @pytest.mark.parametrize("chunksize", [None, 1, 3])
 @pytest.mark.parametrize("ordered", [True, False])
-def test_input_error_raised_after_earlier_results(pool: cf.Executor, chunksize: int | None, ordered: bool) -> None:
-    rec = Recorder(pool)
+def test_input_error_raised_after_earlier_results(executor: fk.Executor, chunksize: int | None, ordered: bool) -> None:
+    rec = Recorder(executor)
     it = run(rec, inc, failing_input(5, LookupError("input broke")), chunksize=chunksize, ordered=ordered)
-    got = []
+    got: list[int] = []
     with pytest.raises(LookupError, match="input broke"):
-        for value in it:
-            got.append(value)
+        drain(it, got)
     assert sorted(got) == [1, 2, 3, 4, 5]  # every item read before the error was run and yielded
     assert sum(rec.sizes) == 5
 
 
-def test_input_error_at_first_item_is_raised_on_next(thread_pool: cf.ThreadPoolExecutor) -> None:
-    rec = Recorder(thread_pool)
+@on_threads
+def test_input_error_at_first_item_is_raised_on_next(executor: fk.Executor) -> None:
+    rec = Recorder(executor)
     it = run(rec, inc, failing_input(0, LookupError("empty")))
     with pytest.raises(LookupError):
         next(it)
@@ -523,9 +525,10 @@ def test_input_error_at_first_item_is_raised_on_next(thread_pool: cf.ThreadPoolE
 # --- timeout -----------------------------------------------------------------------------------
 
 
-def test_timeout_from_the_call_raises_timeout_error(thread_pool: cf.ThreadPoolExecutor) -> None:
-    gate = Gate(free=[0])
-    rec = Recorder(thread_pool)
+@on_threads
+def test_timeout_from_the_call_raises_timeout_error(executor: fk.Executor) -> None:
+    gate = GatedCall(free=[0])
+    rec = Recorder(executor)
     start = time.monotonic()
     it = run(rec, gate, range(10), timeout=0.3, chunksize=1, auto_chunk=False)
     assert next(it) == 0
@@ -540,8 +543,9 @@ def test_timeout_from_the_call_raises_timeout_error(thread_pool: cf.ThreadPoolEx
     assert any(f.cancelled() for f in rec.futures)
 
 
-def test_timeout_does_not_fire_on_ready_results(thread_pool: cf.ThreadPoolExecutor) -> None:
-    rec = Recorder(thread_pool)
+@on_threads
+def test_timeout_does_not_fire_on_ready_results(executor: fk.Executor) -> None:
+    rec = Recorder(executor)
     it = run(rec, inc, range(5), timeout=0.0, buffersize=5, auto_chunk=False)
     assert not cf.wait(rec.futures, WAIT).not_done
     assert list(it) == [1, 2, 3, 4, 5]
@@ -550,11 +554,12 @@ def test_timeout_does_not_fire_on_ready_results(thread_pool: cf.ThreadPoolExecut
 # --- close, break, del, KeyboardInterrupt ------------------------------------------------------
 
 
-def test_dropping_a_never_consumed_iterator_lets_its_first_window_run(thread_pool: cf.ThreadPoolExecutor) -> None:
+@on_threads
+def test_dropping_a_never_consumed_iterator_lets_its_first_window_run(executor: fk.Executor) -> None:
     """As the stdlib's map runs every task of an iterator never consumed (issue 11777), the first
     window runs; but no more input is read, so an unbounded input costs nothing."""
-    gate = Gate(free=[0])
-    rec = Recorder(thread_pool)
+    gate = GatedCall(free=[0])
+    rec = Recorder(executor)
     source = CountingInput(iter(range(1000)))
     it = run(rec, gate, source, buffersize=12, chunksize=1, auto_chunk=False)
     gate.wait_started(W + 1)
@@ -567,9 +572,10 @@ def test_dropping_a_never_consumed_iterator_lets_its_first_window_run(thread_poo
 
 
 @pytest.mark.parametrize("how", ["close", "break", "del", "never-consumed-close"])
-def test_closing_early_cancels_pending(thread_pool: cf.ThreadPoolExecutor, how: str) -> None:
-    gate = Gate(free=[0])  # item 0 finishes, items 1 and 2 then block both workers
-    rec = Recorder(thread_pool)
+@on_threads
+def test_closing_early_cancels_pending(executor: fk.Executor, how: str) -> None:
+    gate = GatedCall(free=[0])  # item 0 finishes, items 1 and 2 then block both workers
+    rec = Recorder(executor)
     it = run(rec, gate, range(1000), buffersize=12, chunksize=1, auto_chunk=False)
     gate.wait_started(W + 1)
     start = time.monotonic()
@@ -595,14 +601,15 @@ def test_closing_early_cancels_pending(thread_pool: cf.ThreadPoolExecutor, how: 
     assert len(rec.futures) == (13 if how in ("break", "del") else 12)
 
 
-def test_gated_pending_tasks_never_run_after_close(thread_pool: cf.ThreadPoolExecutor) -> None:
-    gate = Gate()
-    rec = Recorder(thread_pool)
+@on_threads
+def test_gated_pending_tasks_never_run_after_close(executor: fk.Executor) -> None:
+    gate = GatedCall()
+    rec = Recorder(executor)
     it = run(rec, gate, range(100), buffersize=20, chunksize=1, auto_chunk=False)
     gate.wait_started(W)
     it.close()  # type: ignore[attr-defined]
     gate.opened.set()
-    thread_pool.shutdown(wait=True)
+    executor.shutdown(wait=True)
     assert sorted(gate.started) == [0, 1]
     assert sum(f.cancelled() for f in rec.futures) == 18
 
@@ -624,16 +631,16 @@ class InterruptingInput:
         return self.pulled - 1
 
 
-def test_keyboard_interrupt_from_input_cancels_and_returns(thread_pool: cf.ThreadPoolExecutor) -> None:
-    gate = Gate(free=[0, 1, 2])  # 3 and 4 then block both workers
-    rec = Recorder(thread_pool)
+@on_threads
+def test_keyboard_interrupt_from_input_cancels_and_returns(executor: fk.Executor) -> None:
+    gate = GatedCall(free=[0, 1, 2])  # 3 and 4 then block both workers
+    rec = Recorder(executor)
     it = run(rec, gate, InterruptingInput(8), buffersize=6, chunksize=1, auto_chunk=False)
     gate.wait_started(W + 3)
     start = time.monotonic()
-    got = []
+    got: list[int] = []
     with pytest.raises(KeyboardInterrupt):
-        for value in it:  # refilling after item 2 pulls item 8, which interrupts
-            got.append(value)
+        drain(it, got)  # refilling after item 2 pulls item 8, which interrupts
     assert time.monotonic() - start < 2.0
     assert got == [0, 1]
     gate.opened.set()
@@ -644,10 +651,11 @@ def test_keyboard_interrupt_from_input_cancels_and_returns(thread_pool: cf.Threa
     assert list(it) == []
 
 
-def test_ctrl_c_while_waiting_cancels_and_returns(thread_pool: cf.ThreadPoolExecutor) -> None:
+@on_threads
+def test_ctrl_c_while_waiting_cancels_and_returns(executor: fk.Executor) -> None:
     """A real SIGINT delivered while the consumer waits for a result."""
-    gate = Gate()
-    rec = Recorder(thread_pool)
+    gate = GatedCall()
+    rec = Recorder(executor)
     it = run(rec, gate, range(100), buffersize=10, chunksize=1, auto_chunk=False, timeout=None)
     gate.wait_started(W)
     assert CtrlC().interrupt(it, WAIT) < 2.0  # cancelled and returned within 2 s of Ctrl-C
@@ -657,20 +665,20 @@ def test_ctrl_c_while_waiting_cancels_and_returns(thread_pool: cf.ThreadPoolExec
     assert sorted(gate.started) == [0, 1]
 
 
-def test_ctrl_c_while_waiting_on_a_process_pool_cancels_what_has_not_started(kit2: Any) -> None:
-    import executor_helpers as h
-
-    it = kit2.ex.map(h.block, range(20), chunksize=1)
-    kit2.wait_started(2)  # both workers busy with a blocked task; the rest of the window is queued
+@on_processes
+def test_ctrl_c_while_waiting_on_a_process_pool_cancels_what_has_not_started(kit: Kit) -> None:
+    it = kit.ex.map(h.block, range(20), chunksize=1)
+    kit.wait_started(2)  # both workers busy with a blocked task; the rest of the window is queued
     assert CtrlC().interrupt(it, WAIT) < 2.0
-    kit2.release.set()
-    kit2.ex.shutdown(wait=True)
-    assert kit2.count_started() == 0  # nothing queued ran after Ctrl-C (the two blocked ones were counted)
+    kit.release.set()
+    kit.ex.shutdown(wait=True)
+    assert kit.count_started() == 0  # nothing queued ran after Ctrl-C (the two blocked ones were counted)
 
 
-def test_keyboard_interrupt_during_map_call(thread_pool: cf.ThreadPoolExecutor) -> None:
-    gate = Gate()
-    rec = Recorder(thread_pool)
+@on_threads
+def test_keyboard_interrupt_during_map_call(executor: fk.Executor) -> None:
+    gate = GatedCall()
+    rec = Recorder(executor)
     with pytest.raises(KeyboardInterrupt):
         run(rec, gate, InterruptingInput(5), buffersize=10, chunksize=1, auto_chunk=False)
     gate.opened.set()
@@ -679,9 +687,10 @@ def test_keyboard_interrupt_during_map_call(thread_pool: cf.ThreadPoolExecutor) 
     assert sum(f.cancelled() for f in rec.futures) + len(gate.started) == 5
 
 
-def test_keyboard_interrupt_in_consumer_cancels_pending(thread_pool: cf.ThreadPoolExecutor) -> None:
-    gate = Gate(free=[0])
-    rec = Recorder(thread_pool)
+@on_threads
+def test_keyboard_interrupt_in_consumer_cancels_pending(executor: fk.Executor) -> None:
+    gate = GatedCall(free=[0])
+    rec = Recorder(executor)
 
     def consume() -> None:
         for value in run(rec, gate, range(100), buffersize=10, chunksize=1, auto_chunk=False):
@@ -700,9 +709,10 @@ def test_keyboard_interrupt_in_consumer_cancels_pending(thread_pool: cf.ThreadPo
 # --- hygiene -----------------------------------------------------------------------------------
 
 
-def test_dropped_iterator_is_freed_without_gc(thread_pool: cf.ThreadPoolExecutor, gc_disabled: None) -> None:
-    gate = Gate()
-    it = run(Recorder(thread_pool), gate, range(100), buffersize=8, auto_chunk=False)
+@on_threads
+def test_dropped_iterator_is_freed_without_gc(executor: fk.Executor, gc_disabled: None) -> None:
+    gate = GatedCall()
+    it = run(Recorder(executor), gate, range(100), buffersize=8, auto_chunk=False)
     ref = weakref.ref(it)
     try:
         del it
@@ -716,10 +726,10 @@ def test_dropped_iterator_is_freed_without_gc(thread_pool: cf.ThreadPoolExecutor
     [(None, None, True), (4, None, True), (4, None, False), (1, 3, True), (None, 8, False)],
 )
 def test_yielded_results_are_not_kept_by_the_iterator(
-    pool: cf.Executor, chunksize: int | None, buffersize: int | None, ordered: bool
+    executor: fk.Executor, chunksize: int | None, buffersize: int | None, ordered: bool
 ) -> None:
     """Issue #14406 (stdlib test_free_reference): a result is freed once the consumer drops it."""
-    it = run(Recorder(pool), Token, range(30), chunksize=chunksize, buffersize=buffersize, ordered=ordered)
+    it = run(Recorder(executor), Token, range(30), chunksize=chunksize, buffersize=buffersize, ordered=ordered)
     seen = set()
     for obj in it:
         seen.add(obj.value)
@@ -730,7 +740,8 @@ def test_yielded_results_are_not_kept_by_the_iterator(
     assert seen == set(range(30))
 
 
-def test_close_in_the_middle_of_a_batch_stops_and_drops_it(thread_pool: cf.ThreadPoolExecutor) -> None:
+@on_threads
+def test_close_in_the_middle_of_a_batch_stops_and_drops_it(executor: fk.Executor) -> None:
     live: weakref.WeakSet[Token] = weakref.WeakSet()
 
     def make(value: int) -> Token:
@@ -738,7 +749,7 @@ def test_close_in_the_middle_of_a_batch_stops_and_drops_it(thread_pool: cf.Threa
         live.add(token)
         return token
 
-    it = run(Recorder(thread_pool), make, range(10), chunksize=10, auto_chunk=False)
+    it = run(Recorder(executor), make, range(10), chunksize=10, auto_chunk=False)
     first = next(it)
     assert first.value == 0
     gc.collect()
@@ -749,56 +760,48 @@ def test_close_in_the_middle_of_a_batch_stops_and_drops_it(thread_pool: cf.Threa
     assert list(live) == [first]  # and is dropped
 
 
-def test_scale_processes_ordered_and_unordered(process_pool: cf.ProcessPoolExecutor) -> None:
+@on_processes
+def test_scale_processes_ordered_and_unordered(executor: fk.Executor) -> None:
     n = 100_000
-    assert sum(run(Recorder(process_pool), inc, iter(range(n)))) == n * (n + 1) // 2
-    assert sum(run(Recorder(process_pool), inc, iter(range(n)), ordered=False)) == n * (n + 1) // 2
+    assert sum(run(Recorder(executor), inc, iter(range(n)))) == n * (n + 1) // 2
+    assert sum(run(Recorder(executor), inc, iter(range(n)), ordered=False)) == n * (n + 1) // 2
 
 
-# --- through futurekit's executors -------------------------------------------------------------
+# --- through futurekit's executors: Executor.map wired to iter_map ---------------------------------
 
 
-@pytest.fixture(scope="module", params=["threads", "processes"])
-def fk_executor(request: pytest.FixtureRequest) -> Iterator[fk.Executor]:
-    """The real thing: Executor.map wired to iter_map."""
-    ex = fk.threads(W) if request.param == "threads" else fk.processes(W)
-    with ex:
-        yield ex
+def test_fk_map_order_shapes_and_empty(executor: fk.Executor) -> None:
+    assert list(executor.map(inc, iter(range(500)))) == list(range(1, 501))
+    assert list(executor.map(add, range(10), range(100, 105))) == [100, 102, 104, 106, 108]
+    assert list(executor.map(inc, [])) == []
+    assert sorted(executor.map(inc, range(300), ordered=False)) == list(range(1, 301))
+    assert list(executor.map(inc, range(23), chunksize=5)) == list(range(1, 24))
 
 
-def test_fk_map_order_shapes_and_empty(fk_executor: fk.Executor) -> None:
-    assert list(fk_executor.map(inc, iter(range(500)))) == list(range(1, 501))
-    assert list(fk_executor.map(add, range(10), range(100, 105))) == [100, 102, 104, 106, 108]
-    assert list(fk_executor.map(inc, [])) == []
-    assert sorted(fk_executor.map(inc, range(300), ordered=False)) == list(range(1, 301))
-    assert list(fk_executor.map(inc, range(23), chunksize=5)) == list(range(1, 24))
-
-
-def test_fk_map_scalar_and_object_batches_stop_on_close(fk_executor: fk.Executor) -> None:
+def test_fk_map_scalar_and_object_batches_stop_on_close(executor: fk.Executor) -> None:
     # Process pools send batches of plain numbers as tuples (scanned, not popped); others as lists.
     for fn in (inc, str):
-        it = fk_executor.map(fn, range(100), chunksize=50)
+        it = executor.map(fn, range(100), chunksize=50)
         assert [next(it) for _ in range(3)] == [fn(0), fn(1), fn(2)]
         it.close()  # type: ignore[attr-defined]
         assert list(it) == []
     values = [1, 2.5, None, True, 3j]
-    assert list(fk_executor.map(copy.copy, values, chunksize=5)) == values  # every scalar type
+    assert list(executor.map(copy.copy, values, chunksize=5)) == values  # every scalar type
 
 
 @pytest.mark.parametrize("chunksize", [None, 1, 4])
-def test_fk_map_error_at_its_item_with_worker_frames(fk_executor: fk.Executor, chunksize: int | None) -> None:
-    got = []
+def test_fk_map_error_at_its_item_with_worker_frames(executor: fk.Executor, chunksize: int | None) -> None:
+    got: list[int] = []
     with pytest.raises(ItemError, match="item 7") as info:
-        for value in fk_executor.map(fail_on_7, range(50), chunksize=chunksize):
-            got.append(value)
+        drain(executor.map(fail_on_7, range(50), chunksize=chunksize), got)
     assert got == list(range(7))
     assert any(frame.name == "fail_on" for frame in _frames(info.value.__traceback__))
 
 
-def test_fk_map_is_lazy_on_infinite_input(fk_executor: fk.Executor) -> None:
+def test_fk_map_is_lazy_on_infinite_input(executor: fk.Executor) -> None:
     source = CountingInput(itertools.count())
-    it = fk_executor.map(inc, source)
-    local = fk_executor.inner.__class__ is cf.ThreadPoolExecutor
+    it = executor.map(inc, source)
+    local = not executor.remote
     bound = (WIN + 1) * _map.LOCAL_MAX_CHUNK if local else (WIN + 1) * _map.MAX_AUTO_CHUNK
     for consumed, value in enumerate(itertools.islice(it, 5000), start=1):
         assert value == consumed
@@ -806,9 +809,9 @@ def test_fk_map_is_lazy_on_infinite_input(fk_executor: fk.Executor) -> None:
     it.close()  # type: ignore[attr-defined]
 
 
-def test_fk_map_explicit_buffersize_is_exact(fk_executor: fk.Executor) -> None:
+def test_fk_map_explicit_buffersize_is_exact(executor: fk.Executor) -> None:
     source = CountingInput(itertools.count())
-    it = fk_executor.map(inc, source, buffersize=9, chunksize=3)
+    it = executor.map(inc, source, buffersize=9, chunksize=3)
     ahead = [source.pulled]
     for consumed, value in enumerate(itertools.islice(it, 300), start=1):
         assert value == consumed
@@ -816,17 +819,17 @@ def test_fk_map_explicit_buffersize_is_exact(fk_executor: fk.Executor) -> None:
     assert max(ahead) == 9
 
 
-def test_fk_map_input_error_after_earlier_results(fk_executor: fk.Executor) -> None:
-    got = []
+def test_fk_map_input_error_after_earlier_results(executor: fk.Executor) -> None:
+    got: list[int] = []
     with pytest.raises(LookupError):
-        for value in fk_executor.map(inc, failing_input(6, LookupError("input broke")), chunksize=4):
-            got.append(value)
+        drain(executor.map(inc, failing_input(6, LookupError("input broke")), chunksize=4), got)
     assert got == [1, 2, 3, 4, 5, 6]
 
 
-def test_fk_threads_map_close_cancels_pending() -> None:
-    gate = Gate()
-    with fk.threads(W) as ex:
+@on_threads
+def test_fk_threads_map_close_cancels_pending(executor: fk.Executor) -> None:
+    gate = GatedCall()
+    with executor as ex:
         it = ex.map(gate, range(100), buffersize=10, chunksize=1)
         gate.wait_started(W)
         start = time.monotonic()
@@ -847,7 +850,7 @@ def test_a_dropped_executor_is_released_once_its_map_submitted_everything() -> N
     assert ref() is None  # the iterator no longer holds it: everything was submitted
     for t in threads:
         t.join(WAIT)
-        assert not t.is_alive()  # the thread pool shut down when it was collected
+        assert not t.is_alive()  # the thread executor shut down when it was collected
     assert list(res) == [abs(v) for v in range(-5, 5)]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import executor_helpers as h
 import pytest
-from executor_helpers import TIMEOUT, Kit
+from executor_helpers import TIMEOUT, Kit, on_processes
 
 import futurekit as fk
 from futurekit._process import engine as _engine
@@ -88,46 +88,52 @@ def test_stopping_or_exhausted_workers_are_never_picked() -> None:
 # --- with real worker processes -----------------------------------------------------------------
 
 
-def test_a_task_handed_ahead_to_a_dying_worker_runs_elsewhere(kit1: Kit) -> None:
+@on_processes
+@pytest.mark.executor_options(max_workers=1)
+def test_a_task_handed_ahead_to_a_dying_worker_runs_elsewhere(kit: Kit) -> None:
     # One worker whose last task was short: the pool is full, so the task after the culprit is
     # handed to it ahead. The worker dies: only the culprit fails; the other one runs once, elsewhere.
-    assert kit1.ex.submit(h.square, 3).result(timeout=TIMEOUT) == 9
-    culprit = kit1.ex.submit(h.crash_when_released, 6)
-    kit1.wait_started()
-    behind = kit1.ex.submit(h.mark, 41)
-    kit1.release.set()
+    assert kit.ex.submit(h.square, 3).result(timeout=TIMEOUT) == 9
+    culprit = kit.ex.submit(h.crash_when_released, 6)
+    kit.wait_started()
+    behind = kit.ex.submit(h.mark, 41)
+    kit.release.set()
     exc = culprit.exception(timeout=TIMEOUT)
     assert isinstance(exc, fk.WorkerCrashedError)
     assert exc.exitcode == 6
     assert behind.result(timeout=TIMEOUT) == 41
-    kit1.ex.shutdown(wait=True)
-    assert kit1.count_started() == 1
+    kit.ex.shutdown(wait=True)
+    assert kit.count_started() == 1
 
 
-def test_cancelling_a_queued_task_wakes_wait_at_once(kit1: Kit) -> None:
-    running = kit1.ex.submit(h.block)
-    kit1.wait_started()
-    queued = kit1.ex.submit(h.square, 2)
+@on_processes
+@pytest.mark.executor_options(max_workers=1)
+def test_cancelling_a_queued_task_wakes_wait_at_once(kit: Kit) -> None:
+    running = kit.ex.submit(h.block)
+    kit.wait_started()
+    queued = kit.ex.submit(h.square, 2)
     assert queued.cancel()
     assert queued.cancelled()
     done, _ = cf.wait([queued], timeout=TIMEOUT)
     assert done == {queued}
-    kit1.release.set()
+    kit.release.set()
     assert running.result(timeout=TIMEOUT) is None
 
 
-def test_shutdown_waiting_from_a_done_callback_does_not_deadlock(kit1: Kit) -> None:
+@on_processes
+@pytest.mark.executor_options(max_workers=1)
+def test_shutdown_waiting_from_a_done_callback_does_not_deadlock(executor: fk.Executor) -> None:
     called = threading.Event()
 
     def on_done(_: cf.Future[Any]) -> None:
-        kit1.ex.shutdown(wait=True)  # runs on the pool's reader thread
+        executor.shutdown(wait=True)  # runs on the pool's reader thread
         called.set()
 
-    kit1.ex.submit(h.square, 4).add_done_callback(on_done)
+    executor.submit(h.square, 4).add_done_callback(on_done)
     assert called.wait(TIMEOUT)
-    kit1.ex.shutdown(wait=True)
+    executor.shutdown(wait=True)
     with pytest.raises(RuntimeError):
-        kit1.ex.submit(h.square, 1)
+        executor.submit(h.square, 1)
 
 
 def test_a_pool_dropped_without_shutdown_lets_its_workers_exit() -> None:
@@ -169,7 +175,10 @@ def test_interpreter_exit_waits_for_pending_tasks_and_refuses_new_ones(tmp_path:
 
     tests_dir = str(Path(__file__).resolve().parent)
     target = str(tmp_path / "out.txt")
-    code = f"import sys; sys.path.insert(0, {tests_dir!r}); import executor_helpers; executor_helpers.exit_main({target!r})"
+    code = (
+        f"import sys; sys.path.insert(0, {tests_dir!r}); import executor_helpers; "
+        f"executor_helpers.exit_main({target!r})"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stderr
     assert Path(target).read_text(encoding="utf-8") == "apple"  # the pending task ran before exit

@@ -271,7 +271,7 @@ def test_deep_traceback_is_truncated_and_says_so() -> None:
 
 
 def test_oserror_and_unicode_errors_keep_their_fields() -> None:
-    err = raised(lambda: open("/nonexistent/futurekit/file"))
+    err = raised(lambda: Path("/nonexistent/futurekit/file").read_bytes())
     back = roundtrip(err)
     assert type(back) is FileNotFoundError
     assert isinstance(err, FileNotFoundError)
@@ -395,14 +395,14 @@ def test_capture_does_not_modify_the_exception() -> None:
 
 
 def test_describe_call() -> None:
-    assert describe_call(h.add, (1, "abc"), {"key": 2}) == "remote_helpers.add(1, 'abc', key=2)"
-    assert describe_call(functools.partial(h.add, 1), (2,), {}) == "remote_helpers.add(2)"
+    assert describe_call(h.add, (1, "abc"), {"key": 2}) == "executor_helpers.add(1, 'abc', key=2)"
+    assert describe_call(functools.partial(h.add, 1), (2,), {}) == "executor_helpers.add(2)"
     text = describe_call(h.add, ("x" * 1000, list(range(1000))), {}, limit=50)
     assert len(text) == 50
-    assert text.startswith("remote_helpers.add('xxx")
+    assert text.startswith("executor_helpers.add('xxx")
     assert text.endswith("...)")
     assert re.fullmatch(
-        r"remote_helpers\.add\(<BadRepr instance at 0x[0-9a-f]+>\)", describe_call(h.add, (h.BadRepr(),))
+        r"executor_helpers\.add\(<BadRepr instance at 0x[0-9a-f]+>\)", describe_call(h.add, (h.BadRepr(),))
     )
     assert describe_call(h.CallableObject(), (), {}) == "remote_helpers.CallableObject()"
     assert describe_call(print) == "print()"
@@ -446,10 +446,10 @@ def test_dump_call_unpicklable_argument() -> None:
     with pytest.raises(SerializationError) as info:
         dump_call(h.add, (1, threading.Lock()), {})
     message = str(info.value)
-    assert "argument 1 of remote_helpers.add (type _thread.lock)" in message
+    assert "argument 1 of executor_helpers.add (type _thread.lock)" in message
     assert "fk.threads()" in message
     assert isinstance(info.value.__cause__, TypeError)
-    with pytest.raises(SerializationError, match=r"keyword argument 'b' of remote_helpers.add \(type function\)"):
+    with pytest.raises(SerializationError, match=r"keyword argument 'b' of executor_helpers.add \(type function\)"):
         dump_call(h.add, (1,), {"b": lambda: 2})
 
 
@@ -527,7 +527,8 @@ def test_load_result() -> None:
 
 
 @pytest.fixture(scope="module")
-def pool() -> Iterator[ProcessPoolExecutor]:
+def stdlib_process_pool() -> Iterator[ProcessPoolExecutor]:
+    """A plain stdlib pool on purpose: the codec is tested on its own, without futurekit's executor."""
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context(method)) as executor:
         yield executor
@@ -546,10 +547,10 @@ def remote_error(pool: ProcessPoolExecutor, fn: Callable[..., Any], *args: Any) 
     return value
 
 
-def test_pool_original_type_and_child_frames(pool: ProcessPoolExecutor) -> None:
-    child_pid = remote(pool, h.pid)[1]
+def test_pool_original_type_and_child_frames(stdlib_process_pool: ProcessPoolExecutor) -> None:
+    child_pid = remote(stdlib_process_pool, h.pid)[1]
     assert child_pid != os.getpid()
-    err = remote_error(pool, h.fail_nested, "x")
+    err = remote_error(stdlib_process_pool, h.fail_nested, "x")
     assert type(err) is ValueError
     frames = traceback.extract_tb(err.__traceback__)
     assert [f.name for f in frames] == ["fail_nested", "level_two", "level_three"]
@@ -564,8 +565,8 @@ def test_pool_original_type_and_child_frames(pool: ProcessPoolExecutor) -> None:
 
 
 @pytest.mark.parametrize("case", ["nested", "chained", "suppressed", "group", "two_arg", "recursion"])
-def test_pool_rendering_matches_the_child(pool: ProcessPoolExecutor, case: str) -> None:
-    child_text, data = pool.submit(h.render_and_capture, case).result(timeout=60)
+def test_pool_rendering_matches_the_child(stdlib_process_pool: ProcessPoolExecutor, case: str) -> None:
+    child_text, data = stdlib_process_pool.submit(h.render_and_capture, case).result(timeout=60)
     text = without_pid_note("".join(traceback.format_exception(rebuild(data))))
     if case == "recursion":
         # The middle is omitted (and a note says so); the rest renders identically.
@@ -577,68 +578,68 @@ def test_pool_rendering_matches_the_child(pool: ProcessPoolExecutor, case: str) 
         assert text == child_text
 
 
-def test_pool_chain_notes_and_groups(pool: ProcessPoolExecutor) -> None:
-    err = remote_error(pool, h.fail_chained)
+def test_pool_chain_notes_and_groups(stdlib_process_pool: ProcessPoolExecutor) -> None:
+    err = remote_error(stdlib_process_pool, h.fail_chained)
     assert type(err) is KeyError
     assert err.__notes__[:2] == ["first note", "second note"]
     assert type(err.__cause__) is ValueError
     assert type(err.__cause__.__context__) is ZeroDivisionError
-    group = remote_error(pool, h.fail_group)
+    group = remote_error(stdlib_process_pool, h.fail_group)
     assert type(group) is h.MyGroup
     assert group.tag == "custom"
     assert [type(e) for e in group.exceptions] == [ValueError, ExceptionGroup]
     assert tb_names(group.exceptions[0]) == ["fail_group", "_member_a"]
 
 
-def test_pool_unpicklable_and_unrebuildable_exceptions(pool: ProcessPoolExecutor) -> None:
-    locked = remote_error(pool, h.fail_locked)
+def test_pool_unpicklable_and_unrebuildable_exceptions(stdlib_process_pool: ProcessPoolExecutor) -> None:
+    locked = remote_error(stdlib_process_pool, h.fail_locked)
     assert isinstance(locked, RemoteError)
     assert locked.type_name == "remote_helpers.LockedError"
     assert locked.message == "locked out"
     assert tb_names(locked) == ["fail_locked"]
-    two = remote_error(pool, h.fail_two_arg)
+    two = remote_error(stdlib_process_pool, h.fail_two_arg)
     assert type(two) is h.TwoArgError
     assert (two.code, two.detail) == (7, "seven")
-    bad = remote_error(pool, h.fail_bad_reduce)
+    bad = remote_error(stdlib_process_pool, h.fail_bad_reduce)
     assert type(bad) is h.BadReduceError
     assert (bad.a, bad.b) == (1, 2)
-    hopeless = remote_error(pool, h.fail_unrebuildable)
+    hopeless = remote_error(stdlib_process_pool, h.fail_unrebuildable)
     assert isinstance(hopeless, RemoteError)
     assert hopeless.type_name == "remote_helpers.UnrebuildableError"
     assert tb_names(hopeless) == ["fail_unrebuildable"]
-    picky = remote_error(pool, h.fail_parent_only)
+    picky = remote_error(stdlib_process_pool, h.fail_parent_only)
     assert isinstance(picky, RemoteError)
     assert picky.type_name == "remote_helpers.ParentOnlyFailsError"
     assert "could not be rebuilt in the caller" in picky.reason
     assert tb_names(picky) == ["fail_parent_only"]
-    assert remote(pool, h.add, 2, 3) == (True, 5)  # the pool is unharmed
+    assert remote(stdlib_process_pool, h.add, 2, 3) == (True, 5)  # the pool is unharmed
 
 
-def test_pool_unpicklable_result(pool: ProcessPoolExecutor) -> None:
+def test_pool_unpicklable_result(stdlib_process_pool: ProcessPoolExecutor) -> None:
     for fn, type_name in ((h.return_unpicklable, "remote_helpers.Unpicklable"), (h.return_lambda, "function")):
-        err = remote_error(pool, fn)
+        err = remote_error(stdlib_process_pool, fn)
         assert isinstance(err, SerializationError)
         assert f"result of {h.__name__}.{fn.__name__} (type {type_name}) cannot be pickled" in str(err)
-    assert remote(pool, h.add, 1, 1) == (True, 2)
+    assert remote(stdlib_process_pool, h.add, 1, 1) == (True, 2)
 
 
-def test_pool_argument_that_fails_to_unpickle_in_the_worker(pool: ProcessPoolExecutor) -> None:
+def test_pool_argument_that_fails_to_unpickle_in_the_worker(stdlib_process_pool: ProcessPoolExecutor) -> None:
     arg = h.ParentOnlyFailsError("only here", os.getpid())
-    err = remote_error(pool, h.add, arg, 1)
+    err = remote_error(stdlib_process_pool, h.add, arg, 1)
     assert isinstance(err, SerializationError)
-    assert "could not unpickle the call to remote_helpers.add" in str(err)
-    assert remote(pool, h.add, 1, 2) == (True, 3)
+    assert "could not unpickle the call to executor_helpers.add" in str(err)
+    assert remote(stdlib_process_pool, h.add, 1, 2) == (True, 3)
 
 
-def test_pool_base_exceptions_in_the_worker(pool: ProcessPoolExecutor) -> None:
-    err = remote_error(pool, h.fail_system_exit)
+def test_pool_base_exceptions_in_the_worker(stdlib_process_pool: ProcessPoolExecutor) -> None:
+    err = remote_error(stdlib_process_pool, h.fail_system_exit)
     assert type(err) is SystemExit
     assert err.code == 5
-    assert remote(pool, h.add, 1, 2) == (True, 3)
+    assert remote(stdlib_process_pool, h.add, 1, 2) == (True, 3)
 
 
-def test_pool_recursion_error(pool: ProcessPoolExecutor) -> None:
-    err = remote_error(pool, h.fail_recursion)
+def test_pool_recursion_error(stdlib_process_pool: ProcessPoolExecutor) -> None:
+    err = remote_error(stdlib_process_pool, h.fail_recursion)
     assert type(err) is RecursionError
     assert len(traceback.extract_tb(err.__traceback__)) == KEEP_HEAD + KEEP_TAIL
     assert any("remote frames omitted" in note for note in err.__notes__)

@@ -154,7 +154,7 @@ def test_inline_map() -> None:
         assert list(ex.map(str, range(3), timeout=WAIT, chunksize=4)) == ["0", "1", "2"]
         it = ex.map(int, ["1", "x", "3"])
         assert next(it) == 1
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="invalid literal for int"):
             next(it)
 
 
@@ -426,7 +426,7 @@ def test_shuffled_map_raises_at_failing_item_and_close_cancels_rest() -> None:
         it = ex.map(int, ["1", "x", "3", "4"])
         first = next(it)
         assert first == 1
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="invalid literal for int"):
             next(it)
     with ShuffledExecutor(seed=0) as ex:
         calls: list[int] = []

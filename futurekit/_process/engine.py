@@ -66,6 +66,25 @@ _NEVER: Final = float("inf")
 _TERMINATED: Final = "the pool's workers were ended by terminate_workers() or kill_workers()"
 
 
+def _unread_bytes(conn: Connection) -> int:
+    """Bytes written to a pipe and not read yet (Linux and macOS answer this on the write end too); 0 if unknown."""
+    try:
+        import array
+        import fcntl
+        import termios
+
+        count = array.array("i", [0])
+        fcntl.ioctl(conn.fileno(), termios.FIONREAD, count, True)
+        return count[0]
+    except (ImportError, OSError, ValueError):  # Windows, or closed
+        return 0
+
+
+def _framed(message: bytes) -> int:
+    """Bytes ``Connection.send_bytes(message)`` puts in the pipe: a 4-byte length (12 past 2 GiB), then the message."""
+    return len(message) + (4 if len(message) <= 0x7FFFFFFF else 12)
+
+
 class Stopper:
     """What every future of one pool shares: the way to its engine (weakly) and the pool's cancel rule."""
 
@@ -187,16 +206,20 @@ class Worker:
     __slots__ = (
         "assigned",
         "budget",
+        "buried",
         "control",
         "eof",
         "head_since",
         "kill_at",
         "killed",
         "last_seconds",
+        "left_to_sender",
+        "left_was_head",
         "lost",
         "process",
         "ready",
         "results",
+        "sending",
         "stop_id",
         "stopping",
         "tasks",
@@ -213,6 +236,10 @@ class Worker:
         self.stop_id = 0  # the task it was asked to stop, 0: none
         self.kill_at = _NEVER  # when to kill it if that task has not ended by then
         self.killed = False  # killed by the pool (a stop that went unheeded, or terminate/kill_workers)
+        self.sending: Task | None = None  # the task the sender is sending it right now
+        self.buried = False  # the reader has taken it off the pool (it exited)
+        self.left_to_sender: Task | None = None  # a task _bury left for the sender to settle
+        self.left_was_head = False  # that task was its oldest (it would have been running it)
         self.assigned: deque[Task] = deque()  # handed to it and not finished, oldest first
         self.budget = budget  # tasks it may still be handed (max_tasks_per_child), None: unlimited
         self.ready = False  # its initializer ran
@@ -430,6 +457,7 @@ class Engine:
                     if not target.assigned and self.task_timeout is not None:
                         target.head_since = monotonic()
                     target.assigned.append(task)
+                    target.sending = task  # until sent: if it dies meanwhile, _bury leaves this task to us
                     if target.budget is not None:
                         target.budget -= 1
             for w in stop:
@@ -440,22 +468,44 @@ class Engine:
             if target is not None and task is not None:
                 try:
                     target.tasks.send_bytes(task.message)
+                    sent = True
                 except OSError:
-                    self._unsend(target, task)
+                    sent = False
+                target.sending = None  # first clear this, then look at buried (_bury: the other way round)
+                if not sent or target.buried:
+                    self._after_send(target, task, sent)
 
-    def _unsend(self, w: Worker, task: Task) -> None:
-        """Sending ``task`` to ``w`` failed: ``w`` died (between tasks, say) and never got it.
+    def _after_send(self, w: Worker, task: Task, sent: bool) -> None:
+        """Sending ``task`` to ``w`` failed, or ``w`` was buried while it was being sent.
 
-        The task goes back to the front of the queue, not blamed for a death it
-        did not cause, unless the reader already buried ``w`` and dealt with it.
+        A task whose send failed never reached the worker: it goes back to the
+        front of the queue, not blamed for a death it did not cause. One that
+        reached a worker that then died is blamed only if it was that worker's
+        oldest task (the one it would have been running); otherwise it had not
+        started and is requeued too.
         """
+        failures: list[Settle] = []
         with self.lock:
-            w.lost = True  # hand it nothing more; the reader buries it when its sentinel fires
-            if task in w.assigned:
+            if not sent:
+                w.lost = True  # hand it nothing more; the reader buries it when its sentinel fires
+            if w.left_to_sender is task:  # _bury left this one to us
+                w.left_to_sender = None
+                if sent and w.left_was_head:
+                    failures.append((task.future, self._crash_error(w, task)))
+                else:
+                    self.queue.appendleft(task)
+            elif not sent and task in w.assigned:
                 w.assigned.remove(task)
                 self.queue.appendleft(task)
             self.wake_reader()  # it may start the dead worker's replacement now
             self.cond.notify_all()
+        settle_all(failures)
+
+    def _crash_error(self, w: Worker, task: Task) -> WorkerCrashedError:
+        how = "was killed by the pool" if w.killed else "died"
+        return WorkerCrashedError(
+            f"worker process {w.process.pid} {how}", task=task.describe(), exitcode=w.process.exitcode
+        )
 
     # --- the reader thread ------------------------------------------------------------------
 
@@ -565,17 +615,28 @@ class Engine:
                 self._stop_done(w)
             sent = list(w.assigned)
             w.assigned.clear()
-            if sent and w.ready:
+            w.buried = True  # first set this, then look at sending (the sender: the other way round)
+            sending = w.sending
+            if sending is not None and sending in sent:  # its send is under way: the sender settles it
+                w.left_was_head = sent[0] is sending
+                w.left_to_sender = sending
+                sent.remove(sending)
+            # Messages still in its task pipe were never read: those tasks never started, whoever is to blame.
+            unread = _unread_bytes(w.tasks)
+            never_read: list[Task] = []
+            while sent and unread >= _framed(sent[-1].message):
+                unread -= _framed(sent[-1].message)
+                never_read.insert(0, sent.pop())
+            if never_read and w.left_to_sender is not None:
+                w.left_was_head = False  # an older message is unread: the one being sent was not started either
+            if sent and w.ready and not (w.left_to_sender is not None and w.left_was_head):
                 culprit = sent.pop(0)
-                how = "was killed by the pool" if w.killed else "died"
-                err = WorkerCrashedError(
-                    f"worker process {w.process.pid} {how}", task=culprit.describe(), exitcode=code
-                )
-                failures.append((culprit.future, err))  # skipped if it was stopped: already cancelled or timed out
+                failures.append((culprit.future, self._crash_error(w, culprit)))  # skipped if it was stopped
             if self.terminated:  # terminate_workers()/kill_workers(): nothing more runs
                 failures += [(task.future, BrokenProcessPool(_TERMINATED)) for task in sent]
                 sent = []
             # The rest had not started (a worker runs its tasks in order): back to the front.
+            sent += never_read
             for task in reversed(sent):
                 self.queue.appendleft(task)
             if not w.stopping and w.budget != 0 and self.broken is None and not failures and not w.ran:
