@@ -304,7 +304,9 @@ class _MapState(Generic[R]):
             inbox.done.clear()
             inbox.ready.clear()
         if self.cancel_on_close:
-            for fut in futures:
+            # Newest first: stopping a running chunk frees its worker, which must not then pick up a
+            # queued chunk that is about to be cancelled too.
+            for fut in reversed(futures):
                 fut.cancel()
 
 

@@ -150,8 +150,13 @@ def collect_inputs(where: str, futures: Iterable[object]) -> list[Any]:
 
 
 def cancel_all(inputs: list[Any]) -> None:
-    """Cancel every input still in the list (finished ones were replaced by None)."""
-    for fut in inputs:
+    """Cancel every input still in the list (finished ones were replaced by None), the last first.
+
+    Inputs are usually submitted in order, so the last ones are the most likely still queued:
+    cancelling them first means a worker freed by stopping an earlier, running input does not
+    pick up a later one that is about to be cancelled too.
+    """
+    for fut in reversed(inputs):
         if fut is not None:
             cancel_quietly(fut)
 

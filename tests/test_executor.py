@@ -361,8 +361,9 @@ def test_wrapping_a_process_pool_is_remote_by_default() -> None:
         assert ex.remote
         with pytest.raises(h.CustomError):
             ex.submit(h.fail, "x").result(timeout=TIMEOUT)
-        with pytest.raises(fk.SerializationError):
-            ex.submit(lambda: 1)
+        assert ex.submit(lambda: 1).result(timeout=TIMEOUT) == 1  # by value
+        with pytest.raises(fk.SerializationError, match="argument 0"):
+            ex.submit(h.identity, threading.Lock())
 
 
 def test_wrapping_loky_with_remote_true() -> None:
@@ -382,18 +383,24 @@ def _local_function() -> int:
 
 
 @on_processes
-def test_unpicklable_call_raises_serialization_error_at_submit(executor: fk.Executor) -> None:
-    def local() -> int:
-        return 1
+def test_lambdas_and_closures_run_by_value(executor: fk.Executor) -> None:
+    offset = 10
 
-    with pytest.raises(fk.SerializationError):
-        executor.submit(lambda: 1)
-    with pytest.raises(fk.SerializationError):
-        executor.submit(local)
-    with pytest.raises(fk.SerializationError):
+    def local(x: int) -> int:
+        return x + offset
+
+    assert executor.submit(lambda: 1).result(timeout=TIMEOUT) == 1
+    assert executor.submit(local, 1).result(timeout=TIMEOUT) == 11
+    assert list(executor.map(lambda x: x * 2, [1, 2], chunksize=1)) == [2, 4]
+    assert executor.submit(h.identity, lambda: 5).result(timeout=TIMEOUT)() == 5  # type: ignore[operator]
+
+
+@on_processes
+def test_unsendable_call_raises_serialization_error_at_submit(executor: fk.Executor) -> None:
+    with pytest.raises(fk.SerializationError, match=r"argument 0 of executor_helpers\.add \(type _thread\.lock\)"):
         executor.submit(h.add, threading.Lock())  # type: ignore[arg-type]
     with pytest.raises(fk.SerializationError):
-        executor.map(lambda x: x, [1, 2])
+        executor.map(h.identity, [threading.Lock()])
     assert executor.submit(h.add, 1, 2).result(timeout=TIMEOUT) == 3
 
 

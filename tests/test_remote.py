@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import pickle
 import re
+import socket
 import sys
 import threading
 import traceback
@@ -422,24 +423,27 @@ def test_dump_call_roundtrip() -> None:
     assert pickle.loads(dump_call(h.add, (1, 2), {})) == (h.add, (1, 2), {})
 
 
-def test_dump_call_lambda_and_local_function() -> None:
+def test_dump_call_sends_lambdas_and_local_functions_by_value() -> None:
+    base = 10
+
     def local(x: int) -> int:
-        return x
+        return x + base  # a closure
 
-    for fn in (lambda: 1, local):
-        with pytest.raises(SerializationError) as info:
-            dump_call(fn, (), {})
-        message = str(info.value)
-        assert "lambda/local functions cannot be sent to a process" in message
-        assert "define it at module level" in message
-        assert "fk.threads()" in message
-        assert fn.__qualname__ in message
-        assert info.value.__cause__ is not None
+    cases: list[tuple[Callable[[int], int], int]] = [
+        (lambda x: x + base, 12),
+        (local, 12),
+        (functools.partial(lambda x, y: x + y + base, 1), 13),
+    ]
+    for fn, expected in cases:
+        ok, data = run_call(dump_call(fn, (2,), {}))
+        assert ok
+        assert pickle.loads(data) == expected
 
 
-def test_dump_call_partial_of_lambda() -> None:
-    with pytest.raises(SerializationError, match="lambda/local functions cannot be sent to a process"):
-        dump_call(functools.partial(lambda x: x, 1), (), {})
+def test_dump_call_plain_calls_stay_by_reference() -> None:
+    data = dump_call(h.add, (1, 2), {})
+    assert b"cloudpickle" not in data
+    assert pickle.loads(data) == (h.add, (1, 2), {})
 
 
 def test_dump_call_unpicklable_argument() -> None:
@@ -449,8 +453,20 @@ def test_dump_call_unpicklable_argument() -> None:
     assert "argument 1 of executor_helpers.add (type _thread.lock)" in message
     assert "fk.threads()" in message
     assert isinstance(info.value.__cause__, TypeError)
-    with pytest.raises(SerializationError, match=r"keyword argument 'b' of executor_helpers.add \(type function\)"):
-        dump_call(h.add, (1,), {"b": lambda: 2})
+    ok, data = run_call(dump_call(h.add, (1,), {"b": lambda: 2}))  # a lambda argument travels by value
+    assert not ok  # 1 + <function>: the call ran and raised TypeError in the worker
+    assert type(rebuild(data)) is TypeError
+
+
+def test_dump_call_names_the_path_to_the_unsendable_part() -> None:
+    holder = h.Holder(conn=h.Holder(sock=socket.socket()))
+    try:
+        with pytest.raises(SerializationError, match=r"argument 0 -> \.conn -> \.sock -> socket\.socket of"):
+            dump_call(h.identity, (holder,), {})
+        with pytest.raises(SerializationError, match=r"keyword argument 'b' -> \[1\] -> _thread\.lock of"):
+            dump_call(h.add, (1,), {"b": [1, threading.Lock()]})
+    finally:
+        getattr(holder, "conn").sock.close()
 
 
 def test_dump_call_base_exception_in_reduce() -> None:
@@ -616,10 +632,12 @@ def test_pool_unpicklable_and_unrebuildable_exceptions(stdlib_process_pool: Proc
 
 
 def test_pool_unpicklable_result(stdlib_process_pool: ProcessPoolExecutor) -> None:
-    for fn, type_name in ((h.return_unpicklable, "remote_helpers.Unpicklable"), (h.return_lambda, "function")):
-        err = remote_error(stdlib_process_pool, fn)
-        assert isinstance(err, SerializationError)
-        assert f"result of {h.__name__}.{fn.__name__} (type {type_name}) cannot be pickled" in str(err)
+    err = remote_error(stdlib_process_pool, h.return_unpicklable)
+    assert isinstance(err, SerializationError)
+    assert f"result of {h.__name__}.return_unpicklable (type remote_helpers.Unpicklable) cannot be pickled" in str(err)
+    ok, value = remote(stdlib_process_pool, h.return_lambda)  # a lambda result travels by value
+    assert ok
+    assert value() == 1
     assert remote(stdlib_process_pool, h.add, 1, 1) == (True, 2)
 
 

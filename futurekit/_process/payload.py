@@ -13,11 +13,12 @@ exceptions cross through :mod:`futurekit._process.exceptions`.
 from __future__ import annotations
 
 import itertools
+import os
 import pickle
 import reprlib
-import types
-from collections.abc import Callable, Iterable
-from typing import Any, Final
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Final, cast
 
 from .._errors import SerializationError
 from .exceptions import capture, rebuild
@@ -43,12 +44,6 @@ Decoder = Callable[[bytes, Callable[[], str]], Any]
 Encoded = tuple[bytes, Decoder, Callable[[], str]]
 
 _THREADS_HINT: Final = "or use fk.threads() to run it in this process"
-
-
-def _is_local_function(obj: object) -> bool:
-    """True for lambdas and functions defined inside another function."""
-    qualname = getattr(obj, "__qualname__", "")
-    return isinstance(obj, types.FunctionType) and ("<lambda>" in qualname or "<locals>" in qualname)
 
 
 # --------------------------------------------------------------------------- describe_call
@@ -128,14 +123,67 @@ def describe_call(
 # --------------------------------------------------------------------------- dump_call
 
 
+def main_importable() -> bool:
+    """Whether spawn/forkserver workers can import this program's ``__main__`` (a script file, or ``-m module``).
+
+    Not for ``python -c``, a script read from stdin, the REPL, or an IPython
+    or Jupyter kernel: there, what ``__main__`` defines is sent by value.
+    """
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None):
+        return True
+    path = getattr(main, "__file__", None)
+    return isinstance(path, str) and os.path.isfile(path)
+
+
+def _dumps_by_value(obj: object) -> bytes:
+    """Pickle with cloudpickle: lambdas, closures and what ``__main__`` defines travel by value."""
+    import cloudpickle  # imported on first use: the fast path never needs it
+
+    return cloudpickle.dumps(obj, _PROTOCOL)
+
+
+def _unsendable(obj: object) -> BaseException | None:
+    """The error that stops ``obj`` from being sent by value, or None if it can be."""
+    try:
+        _dumps_by_value(obj)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:
+        return err
+    return None
+
+
+def _parts(obj: object) -> Iterator[tuple[str, object]]:
+    """What ``obj`` holds, labelled as a path step: items of containers, attributes of instances."""
+    if isinstance(obj, dict):
+        items: Iterable[tuple[object, object]] = itertools.islice(cast("dict[object, object]", obj).items(), 100)
+        for key, value in items:
+            yield f"[{_short_repr(key)}]", value
+    elif isinstance(obj, list | tuple | set | frozenset):
+        for i, value in enumerate(itertools.islice(cast("Iterable[object]", obj), 100)):
+            yield f"[{i}]", value
+    else:
+        state = getattr(obj, "__dict__", None)
+        if isinstance(state, dict):
+            for key, value in itertools.islice(cast("dict[str, object]", state).items(), 100):
+                yield f".{key}", value
+
+
+def _offending_path(obj: object, depth: int = 0) -> str:
+    """``" -> .conn -> socket"``: the way from ``obj`` to the innermost part that cannot be sent."""
+    if depth < 8:
+        for step, part in _parts(obj):
+            if part is not obj and _unsendable(part) is not None:
+                return f" -> {step}{_offending_path(part, depth + 1)}"
+    return f" -> {_type_name(type(obj))}" if depth else ""
+
+
 def _first_unpicklable(fn: object, args: Iterable[tuple[str, object]]) -> tuple[str, object, BaseException] | None:
-    """Find which of fn / the arguments fails to pickle (slow path only)."""
+    """Find which of fn / the arguments cannot be sent, even by value (slow path only)."""
     for label, obj in itertools.chain((("function", fn),), args):
-        try:
-            pickle.dumps(obj, _PROTOCOL)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:
+        err = _unsendable(obj)
+        if err is not None:
             return label, obj, err
     return None
 
@@ -154,10 +202,9 @@ def _serialization_error(
     if label == "function":
         subject = f"function {name}"
     else:
-        subject = f"{label} of {name}" + ("" if obj is None else f" (type {_type_name(type(obj))})")
-    if _is_local_function(obj) or _is_local_function(getattr(obj, "func", None)):
-        hint = f"lambda/local functions cannot be sent to a process: define it at module level, {_THREADS_HINT}"
-    elif label == "function":
+        path = "" if obj is None else _offending_path(obj)
+        subject = f"{label}{path} of {name}" + ("" if obj is None else f" (type {_type_name(type(obj))})")
+    if label == "function":
         hint = f"the function must be importable by name in the worker: define it at module level, {_THREADS_HINT}"
     else:
         hint = (
@@ -169,18 +216,28 @@ def _serialization_error(
     return exc
 
 
-def dump_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+def dump_call(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *, main_by_value: bool | None = None
+) -> bytes:
     """Pickle a call for :func:`futurekit._process.worker.run_call` in a worker process.
 
-    Runs in the submitting thread, so a function or argument that cannot be
-    pickled fails ``submit`` at once with a message that names it, instead of
-    failing later in a pool's feeder thread (where the stdlib loses a
-    ``BaseException`` raised by a ``__reduce__`` and the future never settles).
+    By reference with plain pickle when it can (the fast path: functions and
+    classes the workers import by name); by value with cloudpickle otherwise:
+    lambdas, closures, nested functions, and what ``__main__`` defines when
+    the workers cannot import ``__main__`` (``python -c``, stdin, the REPL, a
+    notebook; see :func:`main_importable`). Runs in the submitting thread, so
+    a call that cannot be sent either way fails ``submit`` at once with a
+    message that names the offending part, instead of failing later in a
+    pool's feeder thread (where the stdlib loses a ``BaseException`` raised by
+    a ``__reduce__`` and the future never settles).
 
     Args:
-        fn: The function; it must be importable by name in the worker.
+        fn: The function.
         args: Positional arguments.
         kwargs: Keyword arguments.
+        main_by_value: Send what ``__main__`` defines by value: True for pools
+            whose workers never import ``__main__`` (foreign pools such as
+            loky); None decides by :func:`main_importable`.
 
     Returns:
         The payload.
@@ -196,10 +253,14 @@ def dump_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
         >>> from futurekit._process.payload import dump_call
         >>> pickle.loads(dump_call(divmod, (7, 2), {}))
         (<built-in function divmod>, (7, 2), {})
-        >>> dump_call(lambda: 1, (), {})  # doctest: +ELLIPSIS
+        >>> fn, args, kwargs = pickle.loads(dump_call(lambda x: x + 1, (1,), {}))  # by value
+        >>> fn(*args)
+        2
+        >>> import threading
+        >>> dump_call(print, (threading.Lock(),), {})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        futurekit.SerializationError: cannot send function ...<lambda> to a worker process: ...
+        futurekit.SerializationError: cannot send argument 0 of print (type _thread.lock) to a worker process: ...
 
     Concurrency:
         Blocking: Never blocks (runs the arguments' pickling hooks).
@@ -207,8 +268,20 @@ def dump_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
         Thread safety: Safe from any thread.
         Cancellation: Not applicable.
     """
+    call = (fn, args, kwargs)
     try:
-        return pickle.dumps((fn, args, kwargs), _PROTOCOL)
+        data = pickle.dumps(call, _PROTOCOL)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        pass  # a lambda, a closure...: by value below
+    else:
+        if b"__main__" not in data:  # names nothing of __main__ (a false hit only costs the slow path)
+            return data
+        if not (main_importable() if main_by_value is None else main_by_value):
+            return data
+    try:
+        return _dumps_by_value(call)
     except KeyboardInterrupt:
         raise
     except BaseException as err:
@@ -238,9 +311,13 @@ def unpicklable_result_error(fn: object, result: object, err: BaseException | No
 
 
 def dump_result(fn: object, result: object) -> tuple[bool, bytes]:
-    """Pickle a result, or capture a SerializationError naming fn and type."""
+    """Pickle a result (by value if it must: a lambda, say), or capture a SerializationError naming fn and type."""
     try:
         return True, pickle.dumps(result, _PROTOCOL)
+    except BaseException:
+        pass
+    try:
+        return True, _dumps_by_value(result)
     except BaseException as err:
         return False, capture(unpicklable_result_error(fn, result, err))
 
@@ -265,10 +342,14 @@ def guess_name(payload: bytes) -> str:
 
 def payload_error(name: str, err: BaseException) -> bytes:
     """Capture a SerializationError for a payload the worker could not unpickle."""
-    exc = SerializationError(
-        f"the worker could not unpickle the call to {name}: {_describe_error(err)}; "
-        "the function and the classes of its arguments must be importable by name in the worker"
-    )
+    hint = "the function and the classes of its arguments must be importable by name in the worker"
+    if name.startswith(("__main__.", "__mp_main__.")) or "__main__" in _describe_error(err):
+        hint = (
+            "the worker imports the main script to find what it defines, without running the code under "
+            "`if __name__ == '__main__':`: define the function at the top level of the script, outside that "
+            "block, or in a module"
+        )
+    exc = SerializationError(f"the worker could not unpickle the call to {name}: {_describe_error(err)}; {hint}")
     exc.__cause__ = err
     return capture(exc)
 
