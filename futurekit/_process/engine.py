@@ -49,7 +49,7 @@ from typing import Any, ClassVar, Final
 
 from .._errors import DeadlockError, TaskTimeoutError, WorkerCrashedError
 from .._settle import set_exception, set_result
-from . import exceptions, wire, worker
+from . import exceptions, mainmodule, wire, worker
 from .payload import Decoder
 
 _log = logging.getLogger("futurekit")
@@ -64,6 +64,12 @@ MAX_STARTUP_DEATHS = 3
 Settle = tuple["PoolFuture", BaseException]
 _NEVER: Final = float("inf")
 _TERMINATED: Final = "the pool's workers were ended by terminate_workers() or kill_workers()"
+
+
+def _first_line(err: BaseException) -> str:
+    """An error's message on one line, cut at 200 characters (the error itself is the ``__cause__``)."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _unread_bytes(conn: Connection) -> int:
@@ -396,7 +402,9 @@ class Engine:
             except BaseException as err:
                 with self.lock:
                     self.spawning -= 1
-                    failures = self.break_pool(f"starting a worker process failed: {err!r}")
+                    if self.broken is None:
+                        self.broken_cause = err
+                    failures = self.break_pool(f"starting a worker process failed: {_first_line(err)}")
                 settle_all(failures)
                 if not isinstance(err, Exception):
                     raise
@@ -411,13 +419,16 @@ class Engine:
         tasks_r, tasks_w = self.ctx.Pipe(duplex=False)
         results_r, results_w = self.ctx.Pipe(duplex=False)
         control_r, control_w = self.ctx.Pipe(duplex=False)
+        forked = self.ctx.get_start_method() == "fork"  # a forked worker has __main__ already
+        main = None if forked else mainmodule.main_reference()
         process = self.ctx.Process(
             target=worker.serve,
-            args=(tasks_r, results_w, control_r, self.initializer, self.initargs, self.max_tasks_per_child),
+            args=(tasks_r, results_w, control_r, self.initializer, self.initargs, self.max_tasks_per_child, main),
             name="futurekit-worker",
         )
         try:
-            process.start()
+            with mainmodule.worker_start():
+                process.start()
         except BaseException:
             for conn in (tasks_r, tasks_w, results_r, results_w, control_r, control_w):
                 conn.close()
@@ -567,6 +578,9 @@ class Engine:
         if kind == wire.READY:
             w.ready = True
             return True
+        if kind == wire.MAIN_FAILED:
+            self._main_failed(data[wire.HEADER.size :], w)
+            return True
         if kind == wire.INIT_FAILED:
             self._init_failed(data[wire.HEADER.size :], w)
             return True
@@ -644,7 +658,7 @@ class Engine:
                 if self.startup_deaths >= MAX_STARTUP_DEATHS:
                     failures += self.break_pool(
                         f"worker processes died {self.startup_deaths} times in a row without running any "
-                        f"task (exit codes: {code})"
+                        f"task (exit codes: {code}); their own error, if any, is on stderr"
                     )
             self.cond.notify_all()
         w.tasks.close()
@@ -660,6 +674,27 @@ class Engine:
             self.broken_cause = cause
             failures = self.break_pool(
                 f"the pool's initializer raised in a worker process: {type(cause).__name__}: {cause}", exiting=w
+            )
+        settle_all(failures)
+
+    def _main_failed(self, captured: bytes, w: Worker) -> None:
+        """``w`` could not import the program's main module: every worker would fail the same way."""
+        cause = exceptions.rebuild(captured)
+        root = cause
+        while root.__cause__ is not None and root.__cause__ is not root:  # e.g. a pool started at import
+            root = root.__cause__
+        ref = mainmodule.main_reference()
+        what = "the main script" if ref is None or ref[0] == "path" else f"the main module {ref[1]}"
+        where = f" {ref[1]}" if ref is not None and ref[0] == "path" else ""
+        with self.lock:
+            self.broken_cause = cause
+            failures = self.break_pool(
+                f"a worker process could not import {what}{where}, which spawn and forkserver workers import "
+                f"to find the functions it defines: {type(root).__name__}: {_first_line(root)}. The script's "
+                "top-level code "
+                "runs again in every worker: put it under `if __name__ == '__main__':` (or move the functions "
+                "the workers run into a module)",
+                exiting=w,
             )
         settle_all(failures)
 

@@ -278,8 +278,8 @@ def dump_call(
     else:
         if b"__main__" not in data:  # names nothing of __main__ (a false hit only costs the slow path)
             return data
-        if not (main_importable() if main_by_value is None else main_by_value):
-            return data
+        if not ((not main_importable()) if main_by_value is None else main_by_value):
+            return data  # the workers import __main__ (a script file, or -m): by reference is right
     try:
         return _dumps_by_value(call)
     except KeyboardInterrupt:

@@ -35,3 +35,5 @@ VALUE: Final = 3
 RAISED: Final = 4
 READY: Final = 5
 INIT_FAILED: Final = 6
+#: The worker could not import the parent's main module (payload: the captured error); it exits.
+MAIN_FAILED: Final = 8

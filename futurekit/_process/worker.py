@@ -22,7 +22,7 @@ from time import monotonic
 from typing import Any, ClassVar
 
 from .._errors import StopRequested
-from . import chunks, exceptions, payload, wire
+from . import chunks, exceptions, mainmodule, payload, wire
 
 
 def _strip_own_frames(exc: BaseException, own: frozenset[types.CodeType]) -> None:
@@ -202,6 +202,7 @@ def serve(
     initializer: Callable[..., object] | None,
     initargs: tuple[Any, ...],
     max_tasks: int | None,
+    main: mainmodule.MainRef | None = None,
 ) -> None:
     """A worker's main loop in futurekit's own pool: run each task it is handed, in order, and send back its outcome.
 
@@ -217,6 +218,16 @@ def serve(
         target=_watch, args=(control, threading.get_ident()), name="futurekit-worker-control", daemon=True
     ).start()
     header = wire.HEADER
+    if main is not None:
+        try:
+            mainmodule.import_main(main)
+        except BaseException as exc:
+            _strip_own_frames(exc, _OWN_FRAMES)
+            try:
+                results.send_bytes(header.pack(wire.MAIN_FAILED, 0, 0.0) + exceptions.capture(exc))
+            except BaseException:  # pragma: no cover - the parent is gone
+                pass
+            return
     if initializer is not None:
         try:
             initializer(*initargs)
