@@ -86,11 +86,12 @@ class ForeignPool:
 
     def submit_call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
         """Pickle one call here (SerializationError at once) and submit it (the ``Backend`` interface)."""
-        return self._submit(worker.run_call, payload.encode_call(fn, args, kwargs))
+        # The wrapped pool's workers may never import __main__ (loky's do not): what it defines goes by value.
+        return self._submit(worker.run_call, payload.encode_call(fn, args, kwargs, main_by_value=True))
 
     def submit_chunk(self, fn: Callable[..., Any], chunk: list[Any]) -> Future[ChunkResult]:
         """Pickle one ``map`` chunk here and submit it as one task (the ``Backend`` interface)."""
-        return self._submit(worker.run_chunk, payload.encode_chunk(fn, chunk))
+        return self._submit(worker.run_chunk, payload.encode_chunk(fn, chunk, main_by_value=True))
 
     def _submit(self, runner: Callable[[bytes], tuple[bool, bytes]], encoded: payload.Encoded) -> ForeignFuture:
         """Submit ``runner(data)`` to the pool; the returned future settles with the decoded outcome."""

@@ -412,9 +412,12 @@ def decode_chunk(
     return values, (None if captured is None else rebuild(captured)), seconds, sent + len(data)
 
 
-def encode_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Encoded:
+def encode_call(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], main_by_value: bool | None = None
+) -> Encoded:
     """One call, pickled here (SerializationError at once), with its decoder and its description."""
-    return dump_call(fn, args, kwargs), decode_value, lambda: describe_call(fn, args, kwargs)
+    data = dump_call(fn, args, kwargs, main_by_value=main_by_value)
+    return data, decode_value, lambda: describe_call(fn, args, kwargs)
 
 
 def describe_chunk(fn: Callable[..., Any], chunk: list[Any]) -> str:
@@ -430,8 +433,8 @@ def describe_chunk(fn: Callable[..., Any], chunk: list[Any]) -> str:
     return text
 
 
-def encode_chunk(fn: Callable[..., Any], chunk: list[Any]) -> Encoded:
+def encode_chunk(fn: Callable[..., Any], chunk: list[Any], main_by_value: bool | None = None) -> Encoded:
     """One ``map`` chunk (``fn`` over ``chunk``), pickled here, with its decoder and its description."""
-    data = dump_call(fn, tuple(chunk), {})
+    data = dump_call(fn, tuple(chunk), {}, main_by_value=main_by_value)
     sent = len(data)
     return data, lambda body, describe: decode_chunk(body, describe, sent), lambda: describe_chunk(fn, chunk)
