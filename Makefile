@@ -1,8 +1,8 @@
 # Two entry points for a fresh machine with only Python and make:
 #   make demo   - the live showcase (python -m futurekit)
-#   make test   - the whole suite (pytest incl. mypy --strict, typing tests, stubtest,
-#                 doctests) on the primary Python, then pytest on every other
-#                 CPython 3.11-3.13 found on the machine.
+#   make test   - the whole suite (pytest incl. ruff, mypy --strict, pyright, typing
+#                 tests, stubtest, doctests) on the primary Python, then the runtime
+#                 tests on every other CPython 3.11-3.13 found on the machine.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
