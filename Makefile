@@ -29,6 +29,7 @@ bench: $(BIN)/.bench-installed
 	$(BIN)/python bench/combinators.py
 	$(BIN)/python bench/executors.py
 	$(BIN)/python bench/stopping.py
+	$(BIN)/python bench/byvalue.py
 
 clean:
 	rm -rf .venv .venv-* .mypy_cache .pytest_cache .hypothesis

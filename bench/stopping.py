@@ -34,33 +34,29 @@ fresh subprocess importing futurekit from this checkout and once in another impo
 (``PYTHONPATH`` set to that root; the child checks where futurekit came from, in itself and in a worker),
 alternating which goes first. Within a child each workload runs a few times after a warm-up and the median
 counts. The table shows per-round paired ratios (time now / time before: above 1.00 means now is slower),
-median and IQR. Target: not slower by more than 2% (median paired ratio <= 1.02).
+median and IQR. Target: not slower by more than 2% (median paired ratio <= 1.02). The machinery and the
+child's workloads are in bench/_compare.py, shared with bench/byvalue.py.
 
 Every pool uses the "forkserver" start method (futurekit's default on Linux) and is warmed up before timing.
 """
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures as cf
-import json
 import multiprocessing
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from _compare import normal_path, parse_args, quartiles, spread, table
+
 BEFORE_COMMIT = "7f1612c"
 SOFT_TARGET_MS = 50.0
-OVERHEAD_TARGET = 1.02
 KILL_GRACE = 0.05
 
 # On Linux time.monotonic() is CLOCK_MONOTONIC, one system-wide clock, so a worker's reading is comparable
@@ -110,40 +106,11 @@ def stamp() -> tuple[float, int]:
     return clock(), os.getpid()
 
 
-def trivial(x: int = 0) -> int:
-    return x + 1
-
-
-def futurekit_file() -> str:
-    import futurekit
-
-    return str(futurekit.__file__)
-
-
 # --- helpers ------------------------------------------------------------------------------------
 
 
 def ctx() -> Any:
     return multiprocessing.get_context("forkserver")
-
-
-def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
-    """(Q1, median, Q3); with a single value all three are that value."""
-    if len(values) < 2:
-        return values[0], values[0], values[0]
-    q1, med, q3 = statistics.quantiles(values, n=4)
-    return q1, med, q3
-
-
-def spread(values: Sequence[float]) -> str:
-    """Median ratio and IQR, e.g. ``1.04x (IQR 0.95-1.12x)``."""
-    q1, med, q3 = quartiles(values)
-    return f"{ratio(med)} (IQR {ratio(q1)[:-1]}-{ratio(q3)})"
-
-
-def ratio(value: float) -> str:
-    """``1.04x``; small ratios keep three decimals (``0.004x``), so they do not print as zero."""
-    return f"{value:.2f}x" if value >= 0.1 else f"{value:.3f}x"
 
 
 def milliseconds(seconds: float) -> str:
@@ -155,22 +122,6 @@ def ms(values: Sequence[float]) -> tuple[str, str]:
     """Median and IQR of seconds, in milliseconds."""
     q1, med, q3 = quartiles(values)
     return milliseconds(med), f"{milliseconds(q1)}-{milliseconds(q3)}"
-
-
-def table(title: str, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "  " + "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    print(f"\n{title}")
-    print(line(header))
-    print(line(["-" * w for w in widths]))
-    for r in rows:
-        print(line(r))
-    sys.stdout.flush()
 
 
 # --- part 1: cancel() of a running task -> next task started ------------------------------------
@@ -305,128 +256,20 @@ def part1(trials: int) -> None:
 # --- part 2: cost on the normal path, now vs before the feature ---------------------------------
 
 
-def child_overhead(n_submit: int, m_map: int, reps: int) -> None:
-    """Run in a fresh subprocess: time the two workloads with whatever futurekit PYTHONPATH gives; print JSON."""
-    import futurekit as fk
-
-    submit_times: list[float] = []
-    map_times: list[float] = []
-    with fk.processes(max_workers=2, mp_context="forkserver") as ex:
-        worker_file = ex.submit(futurekit_file).result(timeout=60)
-        for _ in range(2):  # warm-up: both workers started, both paths run
-            cf.wait([ex.submit(trivial) for _ in range(1000)])
-            list(ex.map(trivial, range(20_000)))
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            cf.wait([ex.submit(trivial) for _ in range(n_submit)])
-            t1 = time.perf_counter()
-            list(ex.map(trivial, range(m_map)))
-            t2 = time.perf_counter()
-            submit_times.append(t1 - t0)
-            map_times.append(t2 - t1)
-    out = {
-        "file": str(fk.__file__),
-        "worker_file": worker_file,
-        "submit": statistics.median(submit_times),
-        "map": statistics.median(map_times),
-    }
-    print(json.dumps(out))
-
-
-def run_child(root: Path, n_submit: int, m_map: int, reps: int) -> dict[str, float]:
-    env = dict(os.environ, PYTHONPATH=str(root))
-    argv = [sys.executable, str(Path(__file__).resolve()), "--child", f"{n_submit},{m_map},{reps}"]
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"child for {root} failed ({proc.returncode}):\n{proc.stderr}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    expected = str(root / "futurekit" / "__init__.py")
-    if out["file"] != expected or out["worker_file"] != expected:
-        raise RuntimeError(f"child for {root} imported futurekit from {out['file']} (worker: {out['worker_file']})")
-    return {"submit": float(out["submit"]), "map": float(out["map"])}
-
-
-def git(*args: str) -> None:
-    subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True)
-
-
-def part2(rounds: int, n_submit: int, m_map: int, reps: int, before: str) -> None:
-    old = Path(tempfile.mkdtemp(prefix="fk-before-"))
-    try:
-        git("worktree", "add", "--detach", str(old), before)
-        now_runs: list[dict[str, float]] = []
-        old_runs: list[dict[str, float]] = []
-        for r in range(rounds):
-            if r % 2 == 0:
-                now_runs.append(run_child(ROOT, n_submit, m_map, reps))
-                old_runs.append(run_child(old, n_submit, m_map, reps))
-            else:
-                old_runs.append(run_child(old, n_submit, m_map, reps))
-                now_runs.append(run_child(ROOT, n_submit, m_map, reps))
-    finally:
-        try:
-            git("worktree", "remove", "--force", str(old))
-        except subprocess.CalledProcessError:
-            shutil.rmtree(old, ignore_errors=True)
-            git("worktree", "prune")
-
-    def median_of(runs: list[dict[str, float]], key: str) -> float:
-        return statistics.median(run[key] for run in runs)
-
-    submit_ratios = [a["submit"] / b["submit"] for a, b in zip(now_runs, old_runs, strict=True)]
-    map_ratios = [a["map"] / b["map"] for a, b in zip(now_runs, old_runs, strict=True)]
-    rows = [
-        (
-            f"submit(trivial) x {n_submit:,}, wait all",
-            f"{median_of(old_runs, 'submit') / n_submit * 1e6:.1f} us/task",
-            f"{median_of(now_runs, 'submit') / n_submit * 1e6:.1f} us/task",
-            spread(submit_ratios),
-        ),
-        (
-            f"list(map(trivial, range({m_map:,})))",
-            f"{m_map / median_of(old_runs, 'map'):,.0f} items/s",
-            f"{m_map / median_of(now_runs, 'map'):,.0f} items/s",
-            spread(map_ratios),
-        ),
-    ]
-    table(
-        f"Part 2: normal path, fk.processes(max_workers=2), now vs before stopping ({before}), "
-        f"{rounds} paired rounds (fresh subprocess each, median of {reps} runs in each)",
-        ("workload", f"before ({before})", "now", "time now/before (>1: slower)"),
-        rows,
-    )
-    verdicts = []
-    for name, ratios in (("submit", submit_ratios), ("map", map_ratios)):
-        q1, med, q3 = quartiles(ratios)
-        verdict = "met" if med <= OVERHEAD_TARGET else "NOT met"
-        if q1 <= OVERHEAD_TARGET < q3:
-            verdict += " (the IQR straddles the target: within the noise)"
-        verdicts.append(f"{name} {med:.3f}x -> {verdict}")
-    print(f"  target: not slower by more than 2% (median paired ratio <= {OVERHEAD_TARGET:.2f}): {'; '.join(verdicts)}")
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer trials and rounds, smaller workloads")
-    parser.add_argument("--parts", default="1,2", help="comma-separated parts to run (default 1,2)")
-    parser.add_argument("--trials", type=int, default=None, help="part 1 trials per case (default 30, quick 10)")
-    parser.add_argument("--rounds", type=int, default=None, help="part 2 paired rounds (default 20, quick 8)")
-    parser.add_argument("--before", default=BEFORE_COMMIT, help=f"part 2 baseline commit (default {BEFORE_COMMIT})")
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: N,M,REPS of part 2
-    args = parser.parse_args()
-    if args.child is not None:
-        n_submit, m_map, reps = (int(x) for x in args.child.split(","))
-        child_overhead(n_submit, m_map, reps)
-        return
-    parts = {int(x) for x in args.parts.split(",")}
-    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {sys.platform}")
-    if 1 in parts:
+    args = parse_args(
+        __doc__ or "",
+        "fewer trials and rounds, smaller workloads",
+        BEFORE_COMMIT,
+        [
+            ("--trials", "part 1 trials per case (default 30, quick 10)"),
+            ("--rounds", "part 2 paired rounds (default 20, quick 8)"),
+        ],
+    )
+    if 1 in args.parts:
         part1(args.trials or (10 if args.quick else 30))
-    if 2 in parts:
-        if args.quick:
-            part2(args.rounds or 8, 3_000, 400_000, 3, args.before)
-        else:
-            part2(args.rounds or 20, 4_000, 600_000, 5, args.before)
+    if 2 in args.parts:
+        normal_path("Part 2", "stopping", args.before, args.rounds or (8 if args.quick else 20), args.quick)
 
 
 if __name__ == "__main__":
