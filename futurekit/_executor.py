@@ -27,15 +27,17 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing.context import BaseContext
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple, overload
 
 from ._process import Backend
 from ._process.chunks import ChunkResult, run_items
 from ._process.foreign import ForeignPool, accepts_cancel_futures
 from ._process.pool import ProcessPool
+from ._progress import ProgressArg, resolve
 
 P = ParamSpec("P")
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 class Executor(concurrent.futures.Executor):
@@ -229,6 +231,7 @@ class Executor(concurrent.futures.Executor):
         chunksize: int | None = None,
         buffersize: int | None = None,
         ordered: bool = True,
+        progress: ProgressArg = None,
     ) -> Iterator[T]:
         """Lazily apply ``fn`` to the zipped ``iterables``, a bounded window at a time.
 
@@ -252,13 +255,24 @@ class Executor(concurrent.futures.Executor):
                 consumer; None means a window of three chunks per worker.
             ordered: True yields in input order; False yields results as they
                 complete.
+            progress: True shows a tqdm bar (``tqdm.auto``: a widget in a
+                notebook) counting items, with a total when every iterable
+                has a ``len()`` (the input is never consumed to count it); it
+                needs ``pip install 'futurekit[progress]'``. A callable is
+                called as ``progress(done, total)`` (``total`` None when
+                unknown) with the items taken so far, counted per chunk when
+                the consumer comes back after the chunk's last item (per item
+                with an explicit ``buffersize``), and once more at the end.
+                None or False: no progress, and no cost.
 
         Returns:
             An iterator over the results.
 
         Raises:
             ValueError: If ``chunksize`` or ``buffersize`` is below 1.
-            TypeError: If ``chunksize`` or ``buffersize`` is not an integer.
+            TypeError: If ``chunksize`` or ``buffersize`` is not an integer, or
+                ``progress`` not a bool, None or a callable.
+            ImportError: If ``progress=True`` and tqdm is not installed.
             RuntimeError: If the executor was shut down.
 
         Example:
@@ -270,8 +284,11 @@ class Executor(concurrent.futures.Executor):
         Concurrency:
             Blocking: ``map`` itself returns after submitting the first window;
                 ``next()`` blocks until the next result is ready (or timeout).
-            Callbacks: None run user code; the window is refilled in the
-                consuming thread.
+            Callbacks: None run user code on the executor's threads; the
+                window is refilled, and a ``progress`` callable is called or
+                the bar drawn, in the consuming thread (the one calling
+                ``next()``; for the final call, the one calling ``close()``,
+                or dropping an iterator it never finished).
             Thread safety: Safe to call from any thread; consume each iterator
                 from one thread at a time.
             Cancellation: Once a result was asked for, closing the iterator
@@ -281,8 +298,130 @@ class Executor(concurrent.futures.Executor):
                 the chunks running (threads run them to the end). An iterator
                 dropped without ever
                 being consumed lets the tasks ``map`` already started run, as
-                the stdlib's does, but reads no more input.
+                the stdlib's does, but reads no more input. The progress bar
+                is closed when the iterator ends, is closed or raises.
         """
+        return self._iter_map("map()", fn, iterables, timeout, chunksize, buffersize, ordered, progress, star=False)
+
+    @overload
+    def starmap(
+        self,
+        fn: Callable[[*Ts], T],
+        iterable: Iterable[tuple[*Ts]],
+        *,
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+        ordered: bool = True,
+        progress: ProgressArg = None,
+    ) -> Iterator[T]: ...
+
+    @overload
+    def starmap(
+        self,
+        fn: Callable[..., T],
+        iterable: Iterable[list[Any]],
+        *,
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+        ordered: bool = True,
+        progress: ProgressArg = None,
+    ) -> Iterator[T]: ...
+
+    def starmap(
+        self,
+        fn: Callable[..., T],
+        iterable: Iterable[Iterable[Any]],
+        *,
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+        ordered: bool = True,
+        progress: ProgressArg = None,
+    ) -> Iterator[T]:
+        """Lazily call ``fn(*row)`` for each row of ``iterable``, a bounded window at a time.
+
+        :meth:`map` for functions of several arguments whose rows come
+        already grouped (``zip`` output, a list of tuples, CSV rows), as
+        :func:`itertools.starmap` is to :func:`map`: the same engine, with
+        the same laziness, bounds, chunking, ordering, timeout, progress,
+        errors and cancellation. A type checker checks each tuple row against
+        ``fn``'s parameters; rows that are lists are accepted unchecked (any
+        iterable works at run time, but rows sent to a process pool must be
+        picklable).
+
+        Args:
+            fn: The function; called as ``fn(*row)`` for each row.
+            iterable: The rows of arguments; may be infinite.
+            timeout: Seconds from this call after which ``__next__`` raises
+                :class:`TimeoutError`; None waits forever.
+            chunksize: Rows per task; None picks sizes automatically (see
+                :meth:`map`). An explicit number is honoured exactly.
+            buffersize: At most this many rows are read ahead of the
+                consumer; None means a window of three chunks per worker.
+            ordered: True yields in input order; False yields results as they
+                complete.
+            progress: True shows a tqdm bar counting rows (with a total when
+                ``iterable`` has a ``len()``; needs
+                ``pip install 'futurekit[progress]'``); a callable is called
+                as ``progress(done, total)``; None or False: nothing. As for
+                :meth:`map`.
+
+        Returns:
+            An iterator over the results.
+
+        Raises:
+            ValueError: If ``chunksize`` or ``buffersize`` is below 1.
+            TypeError: If ``chunksize`` or ``buffersize`` is not an integer, or
+                ``progress`` not a bool, None or a callable.
+            ImportError: If ``progress=True`` and tqdm is not installed.
+            RuntimeError: If the executor was shut down.
+
+        Example:
+            >>> import futurekit as fk
+            >>> with fk.threads(max_workers=2) as ex:
+            ...     list(ex.starmap(pow, [(2, 5), (3, 2), (10, 3)]))
+            [32, 9, 1000]
+
+        Concurrency:
+            Blocking: ``starmap`` itself returns after submitting the first
+                window; ``next()`` blocks until the next result is ready (or
+                timeout).
+            Callbacks: None run user code on the executor's threads; the
+                window is refilled, and a ``progress`` callable is called or
+                the bar drawn, in the consuming thread (the one calling
+                ``next()``; for the final call, the one calling ``close()``,
+                or dropping an iterator it never finished).
+            Thread safety: Safe to call from any thread; consume each iterator
+                from one thread at a time.
+            Cancellation: Once a result was asked for, closing the iterator
+                (``close()``, ``break``, garbage collection), an error reaching
+                the consumer, a timeout or a ``KeyboardInterrupt`` cancels
+                every task not yet started, and on :func:`processes` stops
+                the chunks running (threads run them to the end). An iterator
+                dropped without ever being consumed lets the tasks already
+                started run, but reads no more input. The progress bar is
+                closed when the iterator ends, is closed or raises.
+        """
+        return self._iter_map(
+            "starmap()", fn, (iterable,), timeout, chunksize, buffersize, ordered, progress, star=True
+        )
+
+    def _iter_map(
+        self,
+        where: str,
+        fn: Callable[..., T],
+        iterables: tuple[Iterable[Any], ...],
+        timeout: float | None,
+        chunksize: int | None,
+        buffersize: int | None,
+        ordered: bool,
+        progress: object,
+        *,
+        star: bool,
+    ) -> Iterator[T]:
+        """map() and starmap(): check the arguments, then start the engine (futurekit._map.iter_map)."""
         checks: tuple[tuple[str, object], ...] = (("chunksize", chunksize), ("buffersize", buffersize))
         for name, value in checks:
             if value is not None:
@@ -291,6 +430,7 @@ class Executor(concurrent.futures.Executor):
                     raise TypeError(f"{name} must be an integer or None")
                 if value < 1:
                     raise ValueError(f"{name} must be >= 1.")
+        reporters = resolve(where, progress)
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown")
         from ._map import iter_map
@@ -306,6 +446,8 @@ class Executor(concurrent.futures.Executor):
             ordered=ordered,
             workers=workers,
             auto_chunk=self._remote,
+            star=star,
+            progress=reporters,
         )
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:

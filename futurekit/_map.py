@@ -39,6 +39,7 @@ from time import monotonic
 from typing import Any, Generic, NoReturn, TypeVar, cast
 
 from ._process.chunks import Star
+from ._progress import Reporter, ReporterFactory, total_of
 
 R = TypeVar("R")
 V = TypeVar("V")
@@ -128,11 +129,14 @@ class _MapState(Generic[R]):
         ordered: bool,
         workers: int,
         auto_chunk: bool,
+        star: bool,
     ) -> None:
         self.submit_chunk = submit_chunk
         self.input: Iterator[Any]
         self.fn: Callable[..., Any]
-        if len(iterables) == 1:
+        if star:
+            self.input, self.fn = iter(iterables[0]), Star(fn)  # each item is a row of arguments
+        elif len(iterables) == 1:
             self.input, self.fn = iter(iterables[0]), fn  # items travel bare, not as 1-tuples
         else:
             self.input, self.fn = zip(*iterables, strict=False), Star(fn)
@@ -166,6 +170,8 @@ class _MapState(Generic[R]):
         # its first window run, as the stdlib's map runs every task (issue 11777),
         # but reads no more input.
         self.cancel_on_close = False
+        # Told how many items the consumer took, once per batch (None: progress is off).
+        self.progress: Reporter | None = None
 
     def fill(self) -> None:
         """Read input and submit chunks until the window is full or the input ends."""
@@ -376,7 +382,15 @@ def _batches(state: _MapState[R]) -> Generator[Iterator[R], None, None]:
 
     The first ``yield`` only primes the generator (see iter_map), so that its
     ``finally`` runs on close and on finalisation even before the first result.
+
+    With progress on, each batch is counted when the consumer comes back after
+    its last item, and a batch interrupted by ``close()`` by the items taken
+    from it (so batches of scalars are drained as lists, not scanned). With
+    progress off, no call is added: the items of a batch still come out of C
+    code.
     """
+    progress = state.progress
+    open_left = -1  # while a drained batch is out: the items it had left when it was yielded
     try:
         try:
             state.fill()
@@ -413,7 +427,14 @@ def _batches(state: _MapState[R]) -> Generator[Iterator[R], None, None]:
                 state.consumed += n
                 if err is None:
                     state.fill()
-                if type(values) is tuple:
+                if progress is not None:
+                    values = values if type(values) is list else list(values)  # counted as popped
+                    values.reverse()  # popped from the end, in input order
+                    open_left = count
+                    yield _drain(state, values, count)
+                    open_left = -1
+                    progress.advance(count)
+                elif type(values) is tuple:
                     yield _scan(state, values)
                 else:
                     values = cast("list[Any]", values)  # not a tuple: a list (exact types, see run_items)
@@ -428,13 +449,23 @@ def _batches(state: _MapState[R]) -> Generator[Iterator[R], None, None]:
                 for _ in range(count):
                     state.consumed += 1
                     state.fill()
-                    yield _drain(state, batch, 1)
+                    if progress is None:
+                        yield _drain(state, batch, 1)
+                    else:
+                        open_left = len(batch)
+                        yield _drain(state, batch, 1)
+                        open_left = -1
+                        progress.advance(1)
                 del batch
             if err is not None:
                 state.consumed += 1
                 _raise(err)
     finally:
+        taken = open_left - len(state.current) if open_left >= 0 else 0  # from a batch close() interrupted
         state.close()
+        if progress is not None:
+            progress.advance(taken)
+            progress.end()
 
 
 def iter_map(
@@ -448,6 +479,8 @@ def iter_map(
     ordered: bool,
     workers: int,
     auto_chunk: bool,
+    star: bool = False,
+    progress: ReporterFactory | None = None,
 ) -> Iterator[R]:
     """Map ``fn`` over zipped ``iterables`` in chunks, lazily and with bounded read-ahead.
 
@@ -520,6 +553,13 @@ def iter_map(
         auto_chunk: True for executors whose tasks are costly to send
             (process pools): large adaptive chunks. False (thread pools):
             small adaptive batches of quick items only.
+        star: True for ``starmap``: ``iterables`` holds one iterable whose
+            items are rows of arguments, each called as ``fn(*row)``.
+        progress: None, or a factory (see :func:`futurekit._progress.resolve`)
+            of the reporter told how many items the consumer took: after
+            each batch, in the consuming thread, and once at the end. The
+            total is ``len()`` of the iterables (the shortest), when each has
+            one.
 
     Returns:
         An iterator over the results, with a ``close()`` method.
@@ -587,7 +627,10 @@ def iter_map(
         ordered=ordered,
         workers=workers,
         auto_chunk=auto_chunk,
+        star=star,
     )
+    if progress is not None:
+        state.progress = progress(total_of(iterables))
     batches = _batches(state)
     next(batches)  # eager start; from here on close() and finalisation cancel pending chunks
     return _MapIterator.start(batches, state)

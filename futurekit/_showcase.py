@@ -6,6 +6,7 @@ worker processes started by forkserver or spawn can import them by name.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 import traceback
 
@@ -22,6 +23,12 @@ def _abs(x: int) -> int:
     return abs(x)
 
 
+def _power(base: int, exponent: int) -> int:
+    """base ** exponent, taking about a millisecond: enough for a progress bar to move."""
+    time.sleep(0.001)
+    return int(base**exponent)
+
+
 def _parse(line: str) -> int:
     return _validate(line.strip())
 
@@ -31,6 +38,9 @@ def _validate(text: str) -> int:
         return int(text)
     except ValueError as exc:
         raise ValueError(f"line {text!r} is not a number") from exc
+
+
+_INSTALL_TQDM = "pip install 'futurekit[progress]'"
 
 
 def _first(title: str) -> None:
@@ -71,6 +81,15 @@ def main() -> int:
         t0 = time.perf_counter()
         total = sum(pool.map(_abs, (-i for i in range(100_000))))
         print(f"   sum(map(abs, 100,000 lazy items)) = {total}  in {time.perf_counter() - t0:.2f}s")
+
+        _first("processes().starmap: one row of arguments per item, with a progress bar")
+        rows = [(i, 2) for i in range(1_000)]  # a list has a len(): the bar shows the total
+        if importlib.util.find_spec("tqdm") is not None:
+            squares = sum(pool.starmap(_power, rows, progress=True))
+        else:
+            print(f"   (no tqdm: {_INSTALL_TQDM} shows a bar here)")
+            squares = sum(pool.starmap(_power, rows))
+        print(f"   sum(starmap(power, [(i, 2) for i < 1,000])) = {squares}")
 
         _first("a child's exception re-raises as its own type, with the child's frames")
         try:

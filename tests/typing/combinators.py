@@ -168,6 +168,10 @@ mixed: list[fk.FutureLike[object]] = [fi, fs]
 assert_type(fk.as_completed(mixed), Iterator[fk.FutureLike[object]])
 fk.as_completed(fi)  # type: ignore[arg-type]
 fk.as_completed(many, timeout="1")  # type: ignore[arg-type]
+assert_type(fk.as_completed(many, progress=True), Iterator[fk.FutureLike[int]])
+assert_type(fk.as_completed(many, 1.0, progress=lambda done, total: None), Iterator[fk.FutureLike[int]])
+fk.as_completed(many, progress=1)  # type: ignore[arg-type]
+fk.as_completed(many, None, True)  # type: ignore[call-arg]
 
 # Outputs compose: a combinator's output is an input.
 assert_type(fk.then(fk.gather(fi, fs), lambda t: t[1] + str(t[0])), Future[str])

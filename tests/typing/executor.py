@@ -9,7 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import assert_type
+from typing import Any, assert_type
 
 import futurekit as fk
 
@@ -24,6 +24,18 @@ def greet(name: str, *, punct: str = "!") -> str:
 
 def nothing() -> None:
     return None
+
+
+def on_progress(done: int, total: int | None) -> None:
+    print(done, total)
+
+
+def on_progress_str(done: str, total: int | None) -> None:
+    print(done, total)
+
+
+any_rows: list[Any] = [(1, 2)]
+loose_rows: list[tuple[Any, ...]] = [(1, 2)]
 
 
 ex = fk.threads(max_workers=2)
@@ -66,6 +78,36 @@ assert_type(px.map(add, range(10), chunksize=None), Iterator[int])
 ex.map(add, [1], chunksize="2")  # type: ignore[arg-type]
 ex.map(add, [1], buffersize=1.5)  # type: ignore[arg-type]
 ex.map(add, [1], ordered=None)  # type: ignore[arg-type]
+assert_type(ex.map(add, [1], progress=True), Iterator[int])
+assert_type(ex.map(add, [1], progress=None), Iterator[int])
+assert_type(ex.map(add, [1], progress=on_progress), Iterator[int])
+assert_type(ex.map(add, [1], progress=lambda done, total: print(done, total or "?")), Iterator[int])
+ex.map(add, [1], progress=1)  # type: ignore[arg-type]
+ex.map(add, [1], progress="yes")  # type: ignore[arg-type]
+ex.map(add, [1], progress=on_progress_str)  # type: ignore[arg-type]
+
+# ----------------------------------------------------------------------------- starmap (TypeVarTuple)
+# Each tuple row is checked against fn's parameters; rows that are lists are accepted unchecked.
+assert_type(ex.starmap(add, [(1, 2), (3, 4)]), Iterator[int])
+assert_type(ex.starmap(add, [(1,)]), Iterator[int])  # b has a default
+assert_type(ex.starmap(add, zip([1, 2], [3, 4], strict=True)), Iterator[int])
+assert_type(ex.starmap(add, enumerate([5, 6])), Iterator[int])
+assert_type(ex.starmap(greet, [("a",), ("b",)]), Iterator[str])
+assert_type(ex.starmap(nothing, [()]), Iterator[None])
+assert_type(px.starmap(add, iter([(1, 2)]), timeout=1.0, chunksize=2, buffersize=8, ordered=False), Iterator[int])
+assert_type(ex.starmap(add, [(1, 2)], progress=on_progress), Iterator[int])
+assert_type(ex.starmap(add, [[1, 2], [3]]), Iterator[int])  # list rows: unchecked
+assert_type(ex.starmap(add, any_rows), Iterator[int])
+assert_type(ex.starmap(add, loose_rows), Iterator[int])
+ex.starmap(add, [("1", 2)])  # type: ignore[arg-type]
+ex.starmap(add, [(1, 2, 3)])  # type: ignore[arg-type]
+ex.starmap(add, [()])  # type: ignore[arg-type]
+ex.starmap(greet, [(1,)])  # type: ignore[arg-type]
+ex.starmap(add, [1, 2])  # type: ignore[list-item]
+ex.starmap(add, [(1, 2)], [(3, 4)])  # type: ignore[call-overload]
+ex.starmap(add, [(1, 2)], chunksize="2")  # type: ignore[call-overload]
+ex.starmap(add, [(1, 2)], progress=1)  # type: ignore[call-overload]
+y: Iterator[str] = ex.starmap(add, [(1, 2)])  # type: ignore[arg-type]
 
 # ----------------------------------------------------------------------------- shutdown / with
 ex.shutdown()
