@@ -49,7 +49,7 @@ from typing import Any, ClassVar, Final
 
 from .._errors import DeadlockError, TaskTimeoutError, WorkerCrashedError
 from .._settle import set_exception, set_result
-from . import exceptions, wire, worker
+from . import exceptions, logs, wire, worker
 from .payload import Decoder
 
 _log = logging.getLogger("futurekit")
@@ -275,8 +275,11 @@ class Engine:
         stop_grace: float = 1.0,
         task_timeout: float | None = None,
         cancel_running: bool = True,
+        forward_logs: bool = True,
     ) -> None:
         self.ctx = ctx
+        self.forward_logs = forward_logs  # workers send their log records (wire.LOG), handled by _handle_log
+        self.log_task: tuple[int, str | None] = (0, None)  # the last task a record named, and its description
         self.max_workers = max_workers
         self.stop_grace = stop_grace  # seconds between a soft stop and the kill
         self.task_timeout = task_timeout
@@ -413,7 +416,15 @@ class Engine:
         control_r, control_w = self.ctx.Pipe(duplex=False)
         process = self.ctx.Process(
             target=worker.serve,
-            args=(tasks_r, results_w, control_r, self.initializer, self.initargs, self.max_tasks_per_child),
+            args=(
+                tasks_r,
+                results_w,
+                control_r,
+                self.initializer,
+                self.initargs,
+                self.max_tasks_per_child,
+                logs.parent_config() if self.forward_logs else None,
+            ),
             name="futurekit-worker",
         )
         try:
@@ -564,6 +575,9 @@ class Engine:
         except (EOFError, OSError):
             return False
         kind, task_id, seconds = wire.HEADER.unpack_from(data)
+        if kind == wire.LOG:
+            self._handle_log(w, task_id, data)
+            return True
         if kind == wire.READY:
             w.ready = True
             return True
@@ -597,6 +611,26 @@ class Engine:
             else:
                 set_exception(future, err)
         return True
+
+    def _handle_log(self, w: Worker, task_id: int, data: bytes) -> None:
+        """A log record ``w`` emitted while running task ``task_id`` (0: none): to the parent's logger of its name.
+
+        The running task is ``w``'s oldest assigned one (a worker runs its tasks
+        in order, and its result comes after this record); only the reader
+        thread removes tasks from ``assigned``, so it is read without the lock.
+        User handlers run here, on the reader thread; nothing they raise escapes.
+        """
+        description: str | None = None
+        if task_id:
+            last_id, description = self.log_task
+            if last_id != task_id:
+                try:
+                    head: Task | None = w.assigned[0]
+                except IndexError:  # the pool broke meanwhile (break_pool clears it under the lock)
+                    head = None
+                description = head.describe() if head is not None and head.id == task_id else f"task {task_id}"
+                self.log_task = (task_id, description)
+        logs.handle(memoryview(data)[wire.HEADER.size :], description, w.process.pid)
 
     def _bury(self, w: Worker) -> None:
         """``w`` exited: take what it sent before dying, then fail or requeue what it was handed."""
