@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 import executor_helpers as h
@@ -92,9 +93,17 @@ def log_with_extra(name: str) -> None:
 
 
 def log_when_stopped(name: str) -> None:
-    """Block until stopped (or released); log from the cleanup that runs after the stop."""
+    """Run until stopped (at most a minute); log from the cleanup that runs after the stop.
+
+    It waits in short sleeps, not in one blocking call such as ``h.block()``: a stop signal that lands
+    just before a C-level wait begins is only seen when that wait ends (the soft stop then misses, and
+    the worker is killed after the grace, with no cleanup).
+    """
+    h._started.release()  # pyright: ignore[reportPrivateUsage] - the kit's shared semaphore
     try:
-        h.block()
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            time.sleep(0.005)
     finally:
         logging.getLogger(name).warning("cleaning up")
 
