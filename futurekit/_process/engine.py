@@ -58,6 +58,8 @@ _log = logging.getLogger("futurekit")
 PREFETCH = 2
 #: A busy worker is handed a second task only if its last task ran shorter than this.
 PREFETCH_BELOW_SECONDS = 0.02
+#: Log records the reader handles from one worker in a row before it looks at the others again.
+LOG_BATCH = 64
 #: Workers dying this many times in a row before running any task break the pool for good.
 MAX_STARTUP_DEATHS = 3
 
@@ -576,8 +578,11 @@ class Engine:
             return False
         kind, task_id, seconds = wire.HEADER.unpack_from(data)
         if kind == wire.LOG:
-            self._handle_log(w, task_id, data)
-            return True
+            after = self._handle_logs(w, task_id, data)
+            if after is None:
+                return True
+            data = after
+            kind, task_id, seconds = wire.HEADER.unpack_from(data)
         if kind == wire.READY:
             w.ready = True
             return True
@@ -611,6 +616,27 @@ class Engine:
             else:
                 set_exception(future, err)
         return True
+
+    def _handle_logs(self, w: Worker, task_id: int, data: bytes) -> bytes | None:
+        """Handle this log record and those queued right behind it; returns the first other message read, if any.
+
+        Up to ``LOG_BATCH`` records per call, read without waiting on every pipe
+        again: a worker that logs a lot keeps the reader on it only that long.
+        """
+        conn = w.results
+        for _ in range(LOG_BATCH):
+            self._handle_log(w, task_id, data)
+            try:
+                if not conn.poll():
+                    return None
+                data = conn.recv_bytes()
+            except (EOFError, OSError):  # it is exiting: the next wait() sees its pipe closed
+                return None
+            kind, task_id, _ = wire.HEADER.unpack_from(data)
+            if kind != wire.LOG:
+                return data
+        self._handle_log(w, task_id, data)
+        return None
 
     def _handle_log(self, w: Worker, task_id: int, data: bytes) -> None:
         """A log record ``w`` emitted while running task ``task_id`` (0: none): to the parent's logger of its name.
