@@ -661,6 +661,7 @@ def processes(
     stop_grace: float = 1.0,
     task_timeout: float | None = None,
     cancel_running: bool = True,
+    forward_logs: bool = True,
 ) -> Executor:
     """A process pool with remote tracebacks and crash attribution.
 
@@ -698,6 +699,16 @@ def processes(
     Ctrl-C in ``with`` stop the process work they no longer need (see
     docs/stopping.md). Workers ignore SIGINT: the parent decides what stops.
 
+    **Worker logs reach the parent's loggers.** A record logged in a worker,
+    by any logger, is handled in the parent by the logger of the same name
+    (its handlers, then propagation), with its level, message (formatted in
+    the worker), exception (with the worker's frames), ``stack_info``, the
+    worker's pid (``record.process``) and the running task's description
+    (``record.futurekit_task``, None between tasks). Workers take the
+    parent's levels when they start, so a record the parent would drop costs
+    nothing there; the handlers a worker finds on its loggers at start are
+    removed, so nothing is written twice (see docs/executors.md).
+
     Args:
         max_workers: Number of worker processes (default: the CPUs usable).
         mp_context: A multiprocessing context or a start method name
@@ -716,6 +727,8 @@ def processes(
             None: no limit.
         cancel_running: False keeps the stdlib's rule: ``cancel()`` of a
             running task returns False and the task runs on.
+        forward_logs: False leaves workers' logging alone (records stay in
+            the worker, as with ``ProcessPoolExecutor``).
 
     Returns:
         The executor.
@@ -725,7 +738,8 @@ def processes(
             ``mp_context`` names an unknown start method, ``stop_grace`` is
             negative or NaN, or ``task_timeout`` is not above 0.
         TypeError: If ``initializer`` is not callable, ``stop_grace`` or
-            ``task_timeout`` is not a number, or ``cancel_running`` not a bool.
+            ``task_timeout`` is not a number, or ``cancel_running`` or
+            ``forward_logs`` not a bool.
 
     Example:
         >>> import futurekit as fk
@@ -738,7 +752,9 @@ def processes(
         Callbacks: Done-callbacks run on the pool's reader thread
             ("futurekit-pool-reader"): keep them short, a slow one delays
             every other result. A cancelled future's run in the thread that
-            cancelled it.
+            cancelled it. The parent's log handlers handle workers' records on
+            that thread too: a slow handler delays results (put a
+            ``QueueHandler`` in front of slow sinks).
         Thread safety: The executor is safe to use from any thread.
         Cancellation: A queued task is cancelled and never runs; a running
             one (``running()`` is True) is cancelled and stopped, unless
@@ -762,6 +778,8 @@ def processes(
     limit = None if task_timeout is None else _seconds("task_timeout", task_timeout, zero_ok=False)
     if not isinstance(cancel_running, bool):  # pyright: ignore[reportUnnecessaryIsInstance] - users pass 0/1 anyway
         raise TypeError(f"cancel_running must be True or False, not {type(cancel_running).__name__}")
+    if not isinstance(forward_logs, bool):  # pyright: ignore[reportUnnecessaryIsInstance] - users pass 0/1 anyway
+        raise TypeError(f"forward_logs must be True or False, not {type(forward_logs).__name__}")
     if mp_context is None:
         mp_context = _default_start_method()
     ctx: Any = multiprocessing.get_context(mp_context) if isinstance(mp_context, str) else mp_context
@@ -774,5 +792,6 @@ def processes(
         stop_grace=grace,
         task_timeout=limit,
         cancel_running=cancel_running,
+        forward_logs=forward_logs,
     )
     return Executor(pool)

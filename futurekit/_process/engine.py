@@ -49,7 +49,7 @@ from typing import Any, ClassVar, Final
 
 from .._errors import DeadlockError, TaskTimeoutError, WorkerCrashedError
 from .._settle import set_exception, set_result
-from . import exceptions, mainmodule, wire, worker
+from . import exceptions, logs, mainmodule, wire, worker
 from .payload import Decoder
 
 _log = logging.getLogger("futurekit")
@@ -58,6 +58,8 @@ _log = logging.getLogger("futurekit")
 PREFETCH = 2
 #: A busy worker is handed a second task only if its last task ran shorter than this.
 PREFETCH_BELOW_SECONDS = 0.02
+#: Log records the reader handles from one worker in a row before it looks at the others again.
+LOG_BATCH = 64
 #: Workers dying this many times in a row before running any task break the pool for good.
 MAX_STARTUP_DEATHS = 3
 
@@ -281,8 +283,11 @@ class Engine:
         stop_grace: float = 1.0,
         task_timeout: float | None = None,
         cancel_running: bool = True,
+        forward_logs: bool = True,
     ) -> None:
         self.ctx = ctx
+        self.forward_logs = forward_logs  # workers send their log records (wire.LOG), handled by _handle_log
+        self.log_task: tuple[int, str | None] = (0, None)  # the last task a record named, and its description
         self.max_workers = max_workers
         self.stop_grace = stop_grace  # seconds between a soft stop and the kill
         self.task_timeout = task_timeout
@@ -423,7 +428,16 @@ class Engine:
         main = None if forked else mainmodule.main_reference()
         process = self.ctx.Process(
             target=worker.serve,
-            args=(tasks_r, results_w, control_r, self.initializer, self.initargs, self.max_tasks_per_child, main),
+            args=(
+                tasks_r,
+                results_w,
+                control_r,
+                self.initializer,
+                self.initargs,
+                self.max_tasks_per_child,
+                main,
+                logs.parent_config() if self.forward_logs else None,
+            ),
             name="futurekit-worker",
         )
         try:
@@ -575,6 +589,12 @@ class Engine:
         except (EOFError, OSError):
             return False
         kind, task_id, seconds = wire.HEADER.unpack_from(data)
+        if kind == wire.LOG:
+            after = self._handle_logs(w, task_id, data)
+            if after is None:
+                return True
+            data = after
+            kind, task_id, seconds = wire.HEADER.unpack_from(data)
         if kind == wire.READY:
             w.ready = True
             return True
@@ -611,6 +631,47 @@ class Engine:
             else:
                 set_exception(future, err)
         return True
+
+    def _handle_logs(self, w: Worker, task_id: int, data: bytes) -> bytes | None:
+        """Handle this log record and those queued right behind it; returns the first other message read, if any.
+
+        Up to ``LOG_BATCH`` records per call, read without waiting on every pipe
+        again: a worker that logs a lot keeps the reader on it only that long.
+        """
+        conn = w.results
+        for _ in range(LOG_BATCH):
+            self._handle_log(w, task_id, data)
+            try:
+                if not conn.poll():
+                    return None
+                data = conn.recv_bytes()
+            except (EOFError, OSError):  # it is exiting: the next wait() sees its pipe closed
+                return None
+            kind, task_id, _ = wire.HEADER.unpack_from(data)
+            if kind != wire.LOG:
+                return data
+        self._handle_log(w, task_id, data)
+        return None
+
+    def _handle_log(self, w: Worker, task_id: int, data: bytes) -> None:
+        """A log record ``w`` emitted while running task ``task_id`` (0: none): to the parent's logger of its name.
+
+        The running task is ``w``'s oldest assigned one (a worker runs its tasks
+        in order, and its result comes after this record); only the reader
+        thread removes tasks from ``assigned``, so it is read without the lock.
+        User handlers run here, on the reader thread; nothing they raise escapes.
+        """
+        description: str | None = None
+        if task_id:
+            last_id, description = self.log_task
+            if last_id != task_id:
+                try:
+                    head: Task | None = w.assigned[0]
+                except IndexError:  # the pool broke meanwhile (break_pool clears it under the lock)
+                    head = None
+                description = head.describe() if head is not None and head.id == task_id else f"task {task_id}"
+                self.log_task = (task_id, description)
+        logs.handle(memoryview(data)[wire.HEADER.size :], description, w.process.pid)
 
     def _bury(self, w: Worker) -> None:
         """``w`` exited: take what it sent before dying, then fail or requeue what it was handed."""

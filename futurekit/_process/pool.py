@@ -84,6 +84,8 @@ class ProcessPool(concurrent.futures.Executor):
         initializer: Called in each worker when it starts.
         initargs: Arguments for ``initializer``.
         max_tasks_per_child: Replace a worker after this many tasks.
+        forward_logs: Whether workers' log records are handled by the parent's
+            loggers (:mod:`futurekit._process.logs`).
 
     Example:
         >>> import multiprocessing
@@ -114,6 +116,7 @@ class ProcessPool(concurrent.futures.Executor):
         stop_grace: float = 1.0,
         task_timeout: float | None = None,
         cancel_running: bool = True,
+        forward_logs: bool = True,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be greater than 0")
@@ -133,6 +136,7 @@ class ProcessPool(concurrent.futures.Executor):
             stop_grace=stop_grace,
             task_timeout=task_timeout,
             cancel_running=cancel_running,
+            forward_logs=forward_logs,
         )
         self._finalizer = weakref.finalize(self, Engine.begin_shutdown, self._engine, False)
         self._finalizer.atexit = False  # at exit, _shutdown_at_exit does it (in this process only)

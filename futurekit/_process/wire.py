@@ -12,7 +12,9 @@ an empty message (no header at all), which tells the worker to exit.
 Worker to parent: :data:`VALUE` (the runner succeeded; payload: the pickled value, or
 a chunk's outcome), :data:`RAISED` (payload: :func:`futurekit._process.exceptions.capture`
 of the error), :data:`READY` (the initializer ran) and :data:`INIT_FAILED` (it
-raised; payload: the captured error).
+raised; payload: the captured error), and :data:`LOG` (a log record emitted in the
+worker; ``task`` is the id of the task running then, or 0; payload:
+:func:`futurekit._process.logs.encode` of the record).
 """
 
 from __future__ import annotations
@@ -35,5 +37,6 @@ VALUE: Final = 3
 RAISED: Final = 4
 READY: Final = 5
 INIT_FAILED: Final = 6
+LOG: Final = 7
 #: The worker could not import the parent's main module (payload: the captured error); it exits.
 MAIN_FAILED: Final = 8

@@ -22,7 +22,7 @@ from time import monotonic
 from typing import Any, ClassVar
 
 from .._errors import StopRequested
-from . import chunks, exceptions, mainmodule, payload, wire
+from . import chunks, exceptions, logs, mainmodule, payload, wire
 
 
 def _strip_own_frames(exc: BaseException, own: frozenset[types.CodeType]) -> None:
@@ -135,6 +135,7 @@ class _Current:
     """What this worker's main thread runs now; shared with its control thread and its stop signal handler."""
 
     task = 0  # id of the task running now; 0 between tasks (and once a stop was raised in it)
+    running = 0  # the same, also while it cleans up after a stop: the task its log records name
     stops: ClassVar[set[int]] = set()  # ids the parent asked to stop (running now, or handed over and not started)
 
 
@@ -203,6 +204,7 @@ def serve(
     initargs: tuple[Any, ...],
     max_tasks: int | None,
     main: mainmodule.MainRef | None = None,
+    log_config: logs.Config | None = None,
 ) -> None:
     """A worker's main loop in futurekit's own pool: run each task it is handed, in order, and send back its outcome.
 
@@ -210,6 +212,10 @@ def serve(
     make it return (the process then exits with code 0). Ctrl-C is the
     parent's to handle: a worker ignores SIGINT (the terminal sends it to the
     whole process group), and the parent stops what it wants stopped.
+    With ``main`` (where the parent's main module lives), the worker imports
+    it first, as ``multiprocessing``'s spawn would, and reports a failure
+    as :data:`wire.MAIN_FAILED`. With ``log_config`` (the parent's levels),
+    log records then go to the parent (:func:`forward_logs_setup`).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if STOP_SIGNAL is not None:
@@ -228,6 +234,9 @@ def serve(
             except BaseException:  # pragma: no cover - the parent is gone
                 pass
             return
+    if log_config is not None:
+        # After the main module: the handlers it set up at import are dropped with the inherited ones.
+        results = forward_logs_setup(results, log_config)
     if initializer is not None:
         try:
             initializer(*initargs)
@@ -253,6 +262,7 @@ def serve(
         if not message:
             return
         kind, task, _ = header.unpack_from(message)
+        current.running = task
         start = monotonic()
         try:
             current.task = task  # from here on a stop request for this task raises StopRequested
@@ -266,9 +276,15 @@ def serve(
             current.task = 0
             ok, data = False, exceptions.capture(stop)
         del message
+        current.running = 0
         results.send_bytes(header.pack(wire.VALUE if ok else wire.RAISED, task, monotonic() - start) + data)
         del data
         done += 1
+
+
+def forward_logs_setup(results: Any, log_config: logs.Config) -> Any:
+    """Send this worker's log records to the parent (:mod:`futurekit._process.logs`); returns the pipe to send on."""
+    return logs.install(results, log_config, _Current, STOP_SIGNAL)
 
 
 #: Frames of this package's own runners, left out of remote tracebacks.
