@@ -125,7 +125,7 @@ def executor(
         if value is not None:
             options[name] = value
     own = isinstance(client, str)
-    connected: Any = Client(client) if isinstance(client, str) else client
+    connected: Any = Client(client) if isinstance(client, str) else client  # type: ignore[no-untyped-call]
     try:
         return Executor(DaskPool(connected, options, own_client=own))
     except BaseException:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import dask
+import dask.config
 from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 from executor_helpers import install
@@ -45,7 +45,11 @@ class Cluster:
     manager: Any
 
     def install_kit(self) -> tuple[Any, Any]:
-        """Fresh started/release semaphores, installed on every worker; returns them."""
+        """Fresh started/release semaphores, installed on every worker; returns them.
+
+        Waits first until both workers are up: a test that killed one leaves the nanny restarting it.
+        """
+        self.client.wait_for_workers(2, timeout=60)
         started, release = self.manager.Semaphore(0), self.manager.Semaphore(0)
         self.client.register_plugin(InstallKit(started, release), name=PLUGIN_NAME)
         return started, release

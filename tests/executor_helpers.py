@@ -314,8 +314,8 @@ def make_kit(kind: str, max_workers: int = 2, *, cluster: Any = None, **options:
             pytest.skip("the dask kind runs on the session's fixed cluster of 2 workers, without pool options")
         import futurekit.dask
 
-        started, gate = cluster.install_kit()
-        return Kit(kind, futurekit.dask.executor(cluster.client), started, ReleaseGate(gate))
+        shared: tuple[Any, Any] = cluster.install_kit()
+        return Kit(kind, futurekit.dask.executor(cluster.client), shared[0], ReleaseGate(shared[1]))
     if kind == "thread":
         started: Any = threading.Semaphore(0)
         gate: Any = threading.Semaphore(0)

@@ -211,7 +211,7 @@ class DaskPool(concurrent.futures.Executor):
         Waits for the scheduler to confirm (one round trip), so that a task
         still queued on the scheduler is gone before ``cancel()`` returns.
         """
-        inners = []
+        inners: list[Any] = []
         for future in futures:
             with self._lock:
                 self._live.pop(future, None)
@@ -258,10 +258,13 @@ class DaskPool(concurrent.futures.Executor):
         if self.client.status in _CLOSED_STATES:
             return frozenset()
         try:
-            per_worker: dict[str, list[str]] = self.client.run(executing_keys, on_error="return")
+            per_worker: dict[str, object] = self.client.run(executing_keys, on_error="return")
         except Exception:  # a lost scheduler: nothing runs for us any more
             return frozenset()
-        return frozenset(k for keys in per_worker.values() if isinstance(keys, list) for k in keys)
+        # A worker that failed to answer reports its exception (on_error="return"): it runs nothing for us.
+        return frozenset(
+            k for answer in per_worker.values() if isinstance(answer, str) for k in answer.split("\n") if k
+        )
 
     # ------------------------------------------------------------------ the settler thread
 
@@ -384,6 +387,6 @@ def _failure(exc: BaseException | None, describe: Callable[[], str]) -> BaseExce
     return exc
 
 
-def executing_keys(dask_worker: Any) -> list[str]:
-    """On a worker (through ``client.run``): the keys of the tasks its threads are executing now."""
-    return [str(key) for key, ts in dask_worker.state.tasks.items() if ts.state == "executing"]
+def executing_keys(dask_worker: Any) -> str:
+    """On a worker (through ``client.run``): the keys of the tasks its threads are executing now, one a line."""
+    return "\n".join(str(key) for key, ts in dask_worker.state.tasks.items() if ts.state == "executing")
