@@ -12,11 +12,11 @@ BIN     = $(VENV)/bin
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,dask]'
 	touch $@
 
 $(BIN)/.bench-installed: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,dask,bench]'
 	touch $@
 
 demo: $(BIN)/.installed
@@ -30,6 +30,7 @@ bench: $(BIN)/.bench-installed
 	$(BIN)/python bench/executors.py
 	$(BIN)/python bench/stopping.py
 	$(BIN)/python bench/byvalue.py
+	$(BIN)/python bench/cluster.py
 
 clean:
 	rm -rf .venv .venv-* .mypy_cache .pytest_cache .hypothesis

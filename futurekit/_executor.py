@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing.context import BaseContext
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, TypeVarTuple, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeGuard, TypeVar, TypeVarTuple, overload
 
 from ._process import Backend
 from ._process.chunks import ChunkResult, run_items
@@ -99,7 +99,8 @@ class Executor(concurrent.futures.Executor):
         self._inner = inner
         self._remote = isinstance(inner, ProcessPoolExecutor) if remote is None else bool(remote)
         self._backend: Backend | None = None  # remote mode: the pool behind one interface
-        if isinstance(inner, ProcessPool):
+        if isinstance(inner, ProcessPool) or _offers_backend(inner):
+            # futurekit's own pools (processes, a dask cluster) offer the Backend interface themselves.
             self._remote, self._backend = True, inner
         elif self._remote:
             self._backend = ForeignPool(inner)
@@ -584,6 +585,13 @@ class Executor(concurrent.futures.Executor):
             state = "broken"
         kind = "remote" if self._remote else "local"
         return f"<futurekit.Executor {type(self.inner).__name__} {kind} max_workers={self._max_workers} {state}>"
+
+
+def _offers_backend(inner: object) -> TypeGuard[Backend]:
+    """Whether ``inner`` offers the :class:`~futurekit._process.Backend` interface (e.g. the dask adapter's pool)."""
+    return all(callable(getattr(inner, name, None)) for name in ("submit_call", "submit_chunk")) and hasattr(
+        inner, "broken"
+    )
 
 
 def threads(

@@ -5,11 +5,19 @@ from __future__ import annotations
 import copyreg
 import gc
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from executor_helpers import KINDS, Kit, executor_params, make_kit
+from executor_helpers import HAVE_DASK, KINDS, Kit, executor_params, make_kit
 
 import futurekit as fk
+
+if HAVE_DASK:
+    # dask.distributed registers tblib's exception reducers in copyreg.dispatch_table when it is first
+    # imported (distributed/__init__ calls tblib.pickling_support.install()): that is dask's doing, once
+    # per process, not futurekit's. Import it before any test so _no_global_pickling_registration
+    # keeps checking futurekit's own code.
+    import distributed  # noqa: F401  # pyright: ignore[reportUnusedImport] - imported for its side effect
 
 # Typing tests are source code checked by mypy (tests/test_static.py), never executed.
 collect_ignore = ["typing"]
@@ -52,9 +60,18 @@ def pytest_configure(config: pytest.Config) -> None:
 _KIT = pytest.StashKey[Kit]()
 
 
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[Any]:
+    """One real dask LocalCluster (2 worker processes, 127.0.0.1 only) for the whole run, started on first use."""
+    from cluster_helpers import local_cluster
+
+    with local_cluster() as cluster:
+        yield cluster
+
+
 @pytest.fixture(params=executor_params(*KINDS))
 def executor(request: pytest.FixtureRequest) -> Iterator[fk.Executor]:
-    """The executor under test, once per kind: thread, fork, forkserver, spawn (as CPython's create_executor_tests).
+    """The executor under test, once per kind: thread, fork, forkserver, spawn, dask (as CPython's executor tests).
 
     Two workers unless the test is marked ``@pytest.mark.executor_options(max_workers=1, ...)``; a test
     for some kinds only re-parametrises it (``executor_helpers.on_processes`` / ``on_threads``).
@@ -62,7 +79,8 @@ def executor(request: pytest.FixtureRequest) -> Iterator[fk.Executor]:
     """
     marker = request.node.get_closest_marker("executor_options")
     options = dict(marker.kwargs) if marker is not None else {}
-    kit = make_kit(request.param, **options)
+    cluster = request.getfixturevalue("dask_cluster") if request.param == "dask" else None
+    kit = make_kit(request.param, cluster=cluster, **options)
     request.node.stash[_KIT] = kit
     try:
         yield kit.ex

@@ -13,6 +13,7 @@ cannot travel as task arguments.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import multiprocessing
 import os
 import pickle
@@ -30,9 +31,17 @@ import futurekit as fk
 TIMEOUT = 30
 
 #: Every executor kind, in the order (and with the ids) the ``executor`` fixture runs them.
-KINDS = ("thread", "fork", "forkserver", "spawn")
-#: The kinds whose workers are processes (crashes, pickling across the boundary).
+KINDS = ("thread", "fork", "forkserver", "spawn", "dask")
+#: The kinds whose workers are processes of futurekit's own pool (crashes, pickling across the boundary).
 PROCESS_KINDS = ("fork", "forkserver", "spawn")
+#: The kinds whose tasks cross a process boundary: the process pools and the dask cluster.
+REMOTE_KINDS = (*PROCESS_KINDS, "dask")
+
+#: Every kind but the dask cluster (for behaviours dask cannot offer; each use says why).
+NOT_DASK = tuple(kind for kind in KINDS if kind != "dask")
+
+#: Whether dask.distributed is installed (the ``dask`` kind is skipped, saying so, where it is not).
+HAVE_DASK = importlib.util.find_spec("distributed") is not None
 
 #: Set by scripts/test-all for the secondary Pythons: the comma-separated kinds to run there.
 KINDS_ENV = "FUTUREKIT_EXECUTOR_KINDS"
@@ -294,11 +303,19 @@ class Kit:
         return n
 
 
-def make_kit(kind: str, max_workers: int = 2, **options: Any) -> Kit:
+def make_kit(kind: str, max_workers: int = 2, *, cluster: Any = None, **options: Any) -> Kit:
     """A fresh executor of ``kind`` (one of :data:`KINDS`) whose workers know the started/release primitives.
 
     Used by the ``executor`` fixture only: tests take ``executor`` (or ``kit``) instead of calling this.
+    ``cluster`` is the session's ``cluster_helpers.Cluster`` for the ``dask`` kind.
     """
+    if kind == "dask":
+        if max_workers != 2 or options:
+            pytest.skip("the dask kind runs on the session's fixed cluster of 2 workers, without pool options")
+        import futurekit.dask
+
+        shared: tuple[Any, Any] = cluster.install_kit()
+        return Kit(kind, futurekit.dask.executor(cluster.client), shared[0], ReleaseGate(shared[1]))
     if kind == "thread":
         started: Any = threading.Semaphore(0)
         gate: Any = threading.Semaphore(0)
@@ -314,7 +331,10 @@ def make_kit(kind: str, max_workers: int = 2, **options: Any) -> Kit:
 def _kind_param(kind: str, extra: Sequence[pytest.MarkDecorator] = ()) -> Any:
     """``kind`` as a parameter of the ``executor`` fixture, skipped where it cannot or should not run."""
     marks: list[Any] = list(extra)
-    if kind != "thread" and kind not in multiprocessing.get_all_start_methods():
+    if kind == "dask":
+        if not HAVE_DASK:
+            marks.append(pytest.mark.skip(reason="dask.distributed is not installed (pip install -e '.[dev,dask]')"))
+    elif kind != "thread" and kind not in multiprocessing.get_all_start_methods():
         marks.append(pytest.mark.skip(reason=f"no {kind} start method on {sys.platform}"))
     selected = os.environ.get(KINDS_ENV)
     if selected is not None and kind not in selected.split(","):
@@ -338,8 +358,12 @@ def on_kinds(*kinds: str, marks: Mapping[str, Sequence[pytest.MarkDecorator]] | 
     return pytest.mark.parametrize("executor", executor_params(*kinds, marks=marks), indirect=True)
 
 
-#: For behaviours of worker processes only: crashes, pickling across the boundary.
+#: For behaviours of futurekit's own worker processes only: crashes, pool internals.
 on_processes = on_kinds(*PROCESS_KINDS)
+#: For behaviours of every kind whose tasks cross a process boundary (pickling, remote errors).
+on_remote = on_kinds(*REMOTE_KINDS)
+#: For the dask cluster only.
+on_cluster = on_kinds("dask")
 #: For behaviours that need the task to share the test's memory (thread-only gates and counters).
 on_threads = on_kinds("thread")
 

@@ -85,9 +85,20 @@ SECTION_NAMES = frozenset(
 _HEADER = re.compile(r"^(?P<name>[A-Z][A-Za-z ]*):\s*$")
 _KEY = re.compile(r"^(?P<key>[A-Z][A-Za-z ]*):(?P<text>.*)$")
 
+
+def _optional_modules() -> tuple[tuple[types.ModuleType, str], ...]:
+    """Public modules of optional extras, where the extra is installed (futurekit.dask needs dask)."""
+    try:
+        import futurekit.dask
+    except ImportError:
+        return ()
+    return ((futurekit.dask, "futurekit.dask"),)
+
+
 PUBLIC_MODULES: tuple[tuple[types.ModuleType, str], ...] = (
     (futurekit, "futurekit"),
     (futurekit.testing, "futurekit.testing"),
+    *_optional_modules(),
 )
 
 
