@@ -290,6 +290,30 @@ def test_terminate_and_kill_workers(tmp_path: Path, how: str) -> None:
     assert not (tmp_path / "queued").exists()
 
 
+@pytest.mark.parametrize("how", ["terminate_workers", "kill_workers"])
+def test_terminate_fails_a_task_handed_over_but_not_started(tmp_path: Path, how: str) -> None:
+    """A task already in a killed worker's pipe fails; it is not requeued for a worker that never comes."""
+    ex = fk.processes(max_workers=1)
+    # A short first task lets the pool hand the worker a second one ahead (in its pipe, not started).
+    assert ex.submit(h.pid).result(timeout=TIMEOUT) > 0
+    path = tmp_path / "spin"
+    first = ex.submit(h.spin, str(path))
+    started(path)
+    ahead = ex.submit(h.mark, str(tmp_path / "ahead"))
+    inner: Any = ex.inner
+    wait_for(lambda: len(inner._engine.workers[0].assigned) == 2, "the second task handed to the worker")
+    getattr(ex, how)()
+    with pytest.raises(BrokenProcessPool):
+        ahead.result(timeout=TIMEOUT)
+    with pytest.raises(fk.WorkerCrashedError):
+        first.result(timeout=TIMEOUT)
+    joined = threading.Thread(target=ex.shutdown, daemon=True)
+    joined.start()
+    joined.join(TIMEOUT)
+    assert not joined.is_alive(), "shutdown(wait=True) hung after " + how
+    assert not (tmp_path / "ahead").exists()
+
+
 def test_threads_have_no_workers_to_terminate() -> None:
     with fk.threads(max_workers=1) as ex, pytest.raises(NotImplementedError, match="process pool"):
         ex.terminate_workers()

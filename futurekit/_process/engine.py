@@ -417,6 +417,9 @@ class Engine:
             with self.lock:
                 self.spawning -= 1
                 self.workers.append(worker)
+                if self.terminated:  # terminate_workers()/kill_workers() came while it was starting
+                    worker.killed = True
+                    worker.process.kill()
                 self.wake_reader()
                 self.cond.notify_all()
 
@@ -518,13 +521,25 @@ class Engine:
                 if sent and w.left_was_head:
                     failures.append((task.future, self._crash_error(w, task)))
                 else:
-                    self.queue.appendleft(task)
+                    self._requeue(task, failures)
             elif not sent and task in w.assigned:
                 w.assigned.remove(task)
-                self.queue.appendleft(task)
+                self._requeue(task, failures)
             self.wake_reader()  # it may start the dead worker's replacement now
             self.cond.notify_all()
         settle_all(failures)
+
+    def _requeue(self, task: Task, failures: list[Settle]) -> None:
+        """Back to the front of the queue a task that never started; after terminate, to ``failures`` instead.
+
+        After terminate_workers()/kill_workers() nothing runs again: a requeued
+        task would wait for a worker that never comes, and shutdown(wait=True)
+        with it. Holds the lock.
+        """
+        if self.terminated:
+            failures.append((task.future, BrokenProcessPool(_TERMINATED)))
+        else:
+            self.queue.appendleft(task)
 
     def _crash_error(self, w: Worker, task: Task) -> WorkerCrashedError:
         how = "was killed by the pool" if w.killed else "died"
@@ -707,11 +722,11 @@ class Engine:
             if sent and w.ready and not (w.left_to_sender is not None and w.left_was_head):
                 culprit = sent.pop(0)
                 failures.append((culprit.future, self._crash_error(w, culprit)))  # skipped if it was stopped
-            if self.terminated:  # terminate_workers()/kill_workers(): nothing more runs
-                failures += [(task.future, BrokenProcessPool(_TERMINATED)) for task in sent]
-                sent = []
             # The rest had not started (a worker runs its tasks in order): back to the front.
             sent += never_read
+            if self.terminated:  # terminate_workers()/kill_workers(): nothing more runs, nothing is requeued
+                failures += [(task.future, BrokenProcessPool(_TERMINATED)) for task in sent]
+                sent = []
             for task in reversed(sent):
                 self.queue.appendleft(task)
             if not w.stopping and w.budget != 0 and self.broken is None and not failures and not w.ran:
