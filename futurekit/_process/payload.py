@@ -129,11 +129,21 @@ def main_importable() -> bool:
     Not for ``python -c``, a script read from stdin, the REPL, or an IPython
     or Jupyter kernel: there, what ``__main__`` defines is sent by value.
     """
+    global _main_checked
     main = sys.modules.get("__main__")
     if getattr(getattr(main, "__spec__", None), "name", None):
         return True
     path = getattr(main, "__file__", None)
-    return isinstance(path, str) and os.path.isfile(path)
+    checked = _main_checked
+    if checked is not None and checked[0] is main and checked[1] == path:
+        return checked[2]  # a stat per submit of a __main__ function would cost ~2 us
+    importable = isinstance(path, str) and os.path.isfile(path)
+    _main_checked = (main, path, importable)
+    return importable
+
+
+#: The last answer of :func:`main_importable`: for this ``__main__`` module object and ``__file__``.
+_main_checked: tuple[object, object, bool] | None = None
 
 
 def _dumps_by_value(obj: object) -> bytes:
