@@ -183,3 +183,46 @@ def test_what_nothing_can_send_still_fails_at_submit() -> None:
             ex.submit(print, sock)
     finally:
         sock.close()
+
+
+# An initializer defined in __main__, with a multiprocessing object (which pickles only while a process
+# starts) and a __main__ class among its arguments. It leaves its mark in os.environ, not in a global of
+# __main__: a function sent by value carries its own copy of the globals it reads (docs/notebooks-and-scripts.md).
+INIT_BODY = """
+import multiprocessing
+import os
+import futurekit as fk
+
+class Tag:
+    def __init__(self, name):
+        self.name = name
+
+def init(queue, tag):
+    os.environ["FK_TEST_TAG"] = tag.name
+    queue.put(tag.name)
+
+def seen(_):
+    return os.environ.get("FK_TEST_TAG")
+
+def main(method):
+    queue = multiprocessing.get_context(method).Queue()
+    with fk.processes(max_workers=1, mp_context=method, initializer=init, initargs=(queue, Tag("t"))) as ex:
+        values = list(ex.map(seen, range(3)))
+        print("RESULT", values, queue.get(timeout=60))
+"""
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("how", ["file", "stdin", "lambda"])
+def test_an_initializer_defined_in_main(method: str, how: str, tmp_path: Path) -> None:
+    source = INIT_BODY + f"\nif __name__ == '__main__':\n    main({method!r})\n"
+    if how == "lambda":  # by value, from a script file
+        source = source.replace("initializer=init,", "initializer=lambda q, t: init(q, t),")
+        assert "lambda q" in source
+    if how in ("file", "lambda"):
+        script = tmp_path / "script.py"
+        script.write_text(source)
+        proc = run([str(script)])
+    else:
+        proc = run(["-"], stdin=source)
+    assert result_line(proc) == "RESULT ['t', 't', 't'] t"

@@ -49,7 +49,7 @@ from typing import Any, ClassVar, Final
 
 from .._errors import DeadlockError, TaskTimeoutError, WorkerCrashedError
 from .._settle import set_exception, set_result
-from . import exceptions, logs, mainmodule, wire, worker
+from . import exceptions, logs, mainmodule, payload, wire, worker
 from .payload import Decoder
 
 _log = logging.getLogger("futurekit")
@@ -435,8 +435,7 @@ class Engine:
                 tasks_r,
                 results_w,
                 control_r,
-                self.initializer,
-                self.initargs,
+                None if self.initializer is None else payload.Deferred((self.initializer, self.initargs)),
                 self.max_tasks_per_child,
                 main,
                 logs.parent_config() if self.forward_logs else None,

@@ -17,6 +17,7 @@ import os
 import pickle
 import reprlib
 import sys
+import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, cast
 
@@ -151,6 +152,88 @@ def _dumps_by_value(obj: object) -> bytes:
     import cloudpickle  # imported on first use: the fast path never needs it
 
     return cloudpickle.dumps(obj, _PROTOCOL)
+
+
+class Deferred:
+    """A value handed to a starting worker in its ``Process`` arguments, unpickled only when the worker asks.
+
+    The pool's ``initializer`` and ``initargs`` travel this way, so that what
+    they name from ``__main__`` is looked up after the worker imported the
+    parent's main module (:func:`futurekit._process.mainmodule.import_main`),
+    not while ``multiprocessing`` unpickles the arguments. They are pickled
+    while the process is being started, so ``multiprocessing`` objects that
+    only pickle then (a ``Queue``, a ``Lock``, an ``Event``) can be among
+    them; by value with cloudpickle when plain pickle cannot, or when they name
+    ``__main__`` and the workers cannot import it (see :func:`main_importable`).
+    Under "fork" nothing is pickled: :meth:`load` returns the inherited value.
+    """
+
+    __slots__ = ("_data", "_value")
+
+    def __init__(self, value: object) -> None:
+        self._value = value
+        self._data: bytes | None = None
+
+    def __reduce__(self) -> tuple[Callable[[bytes], Deferred], tuple[bytes]]:
+        return _deferred, (_dumps_while_spawning(self._value),)
+
+    def load(self) -> Any:
+        """The value (unpickled here, in the worker, if it was sent)."""
+        return self._value if self._data is None else pickle.loads(self._data)
+
+
+def _deferred(data: bytes) -> Deferred:
+    deferred = Deferred(None)
+    deferred._data = data  # pyright: ignore[reportPrivateUsage] - its own module's constructor
+    return deferred
+
+
+def _dumps_while_spawning(value: object) -> bytes:
+    """Pickle ``value`` as ``multiprocessing`` pickles a starting process's arguments (its reducers apply)."""
+    from io import BytesIO
+    from multiprocessing.reduction import ForkingPickler
+
+    spawning = ForkingPickler(BytesIO()).dispatch_table  # copyreg's table plus multiprocessing's own reducers
+    # Decide before pickling: pickling a Connection registers its descriptor with the starting process, and
+    # registering it twice (a second try) makes spawn refuse to start ("bad value(s) in fds_to_keep").
+    if main_importable() and not any(_by_value_only(part) for part in _flatten(value)):
+        buffer = BytesIO()
+        pickler = pickle.Pickler(buffer, _PROTOCOL)
+        pickler.dispatch_table = spawning
+        try:
+            pickler.dump(value)
+        except Exception:
+            pass  # something else plain pickle cannot do: by value below
+        else:
+            return buffer.getvalue()
+    import cloudpickle
+
+    class SpawningCloudPickler(cloudpickle.Pickler):
+        # A class attribute: the C pickler reads its dispatch table once, in __init__. cloudpickle's own first.
+        dispatch_table = types.MappingProxyType({**spawning, **cloudpickle.Pickler.dispatch_table})
+
+    buffer = BytesIO()
+    SpawningCloudPickler(buffer, _PROTOCOL).dump(value)
+    return buffer.getvalue()
+
+
+def _flatten(value: object) -> Iterator[object]:
+    """``value`` and, if it is a tuple, what it holds (recursively)."""
+    yield value
+    if isinstance(value, tuple):
+        for item in cast("tuple[object, ...]", value):
+            yield from _flatten(item)
+
+
+def _by_value_only(obj: object) -> bool:
+    """Whether ``obj`` is a function that cannot be pickled by reference (a lambda, a closure, a nested function)."""
+    if not isinstance(obj, types.FunctionType):
+        return False
+    try:
+        pickle.dumps(obj, _PROTOCOL)  # by reference: a name lookup, no side effects
+    except Exception:
+        return True
+    return False
 
 
 def _unsendable(obj: object) -> BaseException | None:

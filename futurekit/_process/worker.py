@@ -200,8 +200,7 @@ def serve(
     tasks: Any,
     results: Any,
     control: Any,
-    initializer: Callable[..., object] | None,
-    initargs: tuple[Any, ...],
+    init: payload.Deferred | None,
     max_tasks: int | None,
     main: mainmodule.MainRef | None = None,
     log_config: logs.Config | None = None,
@@ -237,8 +236,9 @@ def serve(
     if log_config is not None:
         # After the main module: the handlers it set up at import are dropped with the inherited ones.
         results = forward_logs_setup(results, log_config)
-    if initializer is not None:
+    if init is not None:
         try:
+            initializer, initargs = init.load()  # after the main module: it may name what that defines
             initializer(*initargs)
         except BaseException as exc:
             import logging
