@@ -109,7 +109,8 @@ class SerializationError(pickle.PicklingError):
     """A task's function, arguments or result could not cross the process boundary.
 
     Raised by ``submit`` at once when the function or its arguments cannot be
-    pickled (a lambda, a local function, an open file), and by
+    pickled, even by value (a lock, a socket, a generator, or a function that
+    captures one), and by
     ``future.result()`` when the worker's return value could not be pickled.
     The message names the function and the offending type, and says what to do
     instead. Subclasses :class:`pickle.PicklingError`.

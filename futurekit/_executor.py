@@ -170,8 +170,10 @@ class Executor(concurrent.futures.Executor):
         """Schedule ``fn(*args, **kwargs)`` and return its future.
 
         Args:
-            fn: The callable. In remote mode it must be picklable (defined at
-                module level), as must the arguments.
+            fn: The callable. In remote mode it is pickled, by reference when
+                the workers can import it, else by value with cloudpickle
+                (lambdas, closures, ``__main__`` code of a notebook or stdin);
+                so are the arguments.
             *args: Positional arguments for ``fn``.
             **kwargs: Keyword arguments for ``fn``.
 

@@ -71,7 +71,7 @@ _TERMINATED: Final = "the pool's workers were ended by terminate_workers() or ki
 def _first_line(err: BaseException) -> str:
     """An error's message on one line, cut at 200 characters (the error itself is the ``__cause__``)."""
     text = " ".join(str(err).split())
-    return text if len(text) <= 200 else text[:197] + "..."
+    return text if len(text) <= 200 else text[:197].rsplit(" ", 1)[0] + " ..."
 
 
 def _unread_bytes(conn: Connection) -> int:

@@ -256,6 +256,17 @@ def _parts(obj: object) -> Iterator[tuple[str, object]]:
     elif isinstance(obj, list | tuple | set | frozenset):
         for i, value in enumerate(itertools.islice(cast("Iterable[object]", obj), 100)):
             yield f"[{i}]", value
+    elif isinstance(obj, types.FunctionType):  # sent by value: what it captures travels with it
+        for name, cell in zip(obj.__code__.co_freevars, obj.__closure__ or (), strict=False):
+            try:
+                yield f"<captured {name}>", cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+        for name in obj.__code__.co_names:
+            if name in obj.__globals__:
+                yield f"<global {name}>", obj.__globals__[name]
+        for i, value in enumerate(obj.__defaults__ or ()):
+            yield f"<default {i}>", value
     else:
         state = getattr(obj, "__dict__", None)
         if isinstance(state, dict):
@@ -293,17 +304,17 @@ def _serialization_error(
         label, obj, cause = found
     reason = _describe_error(cause)
     if label == "function":
-        subject = f"function {name}"
+        subject = f"function {name}" + ("" if obj is None else _offending_path(obj))
     else:
         path = "" if obj is None else _offending_path(obj)
         subject = f"{label}{path} of {name}" + ("" if obj is None else f" (type {_type_name(type(obj))})")
     if label == "function":
-        hint = f"the function must be importable by name in the worker: define it at module level, {_THREADS_HINT}"
-    else:
         hint = (
-            "pass picklable data instead (not locks, open files, sockets, generators or "
-            f"local functions), {_THREADS_HINT}"
+            "a function that cannot be found by name is sent by value, with what it captures: "
+            f"let it capture no locks, sockets, open files or generators, {_THREADS_HINT}"
         )
+    else:
+        hint = f"pass picklable data instead (not locks, sockets, open files or generators), {_THREADS_HINT}"
     exc = SerializationError(f"cannot send {subject} to a worker process: {reason}; {hint}")
     exc.__cause__ = cause
     return exc
