@@ -46,8 +46,9 @@ class Executor(concurrent.futures.Executor):
     Wraps any executor. Everything the stdlib documents for ``Executor`` and
     ``Future`` holds as for the wrapped executor (``with``, ``shutdown``,
     ``cancel`` of a pending future, ``wait``/``as_completed``,
-    ``loop.run_in_executor``, ``asyncio.wrap_future``), and ``map`` is lazy and
-    bounded (see :meth:`map`).
+    ``loop.run_in_executor``, ``asyncio.wrap_future``), and ``map`` and its
+    twin ``starmap`` (one row of arguments per item) are lazy and bounded (see
+    :meth:`map` and :meth:`starmap`).
 
     In remote mode (process pools) a task's exception arrives as its original
     type with the worker's real frames as its traceback, an exception that
@@ -79,7 +80,8 @@ class Executor(concurrent.futures.Executor):
 
     Concurrency:
         Blocking: ``submit`` never blocks on the task; ``shutdown(wait=True)``
-            and ``map``'s iterator block as the stdlib's do.
+            and the iterators of ``map`` and ``starmap`` block as the stdlib's
+            do.
         Callbacks: Done-callbacks run in the thread that settles the future:
             a worker thread; for ``processes()``, the pool's reader thread
             ("futurekit-pool-reader"); for a wrapped ``ProcessPoolExecutor``,

@@ -42,7 +42,7 @@ def main(method):
         lam = ex.submit(lambda x: x * 3, 2).result(timeout=60)
         point = ex.submit(Point, 7).result(timeout=60)
         back = ex.submit(lambda: (lambda: 42)).result(timeout=60)()
-        rows = list(ex.starmap(pow, [(2, 3), (3, 2)])) if hasattr(ex, "starmap") else [8, 9]
+        rows = list(ex.starmap(pow, [(2, 3), (3, 2)]))
     print("RESULT", squares, closure, lam, type(point) is Point, point.x, back, rows)
 """
 EXPECTED = "RESULT [0, 1, 4, 9, 16] 11 6 True 7 42 [8, 9]"
