@@ -500,7 +500,9 @@ class Executor(concurrent.futures.Executor):
         On ``KeyboardInterrupt`` (Ctrl-C) a pool of :func:`processes` also
         stops its running tasks (softly, then by killing their workers after
         ``stop_grace``) and returns within ``stop_grace`` + 1 s; a second
-        Ctrl-C while it waits kills the workers at once. Threads cannot be
+        Ctrl-C while it waits, or one that came while the first was being
+        handled (a ``KeyboardInterrupt`` whose ``__context__`` holds
+        another), kills the workers at once. Threads cannot be
         stopped: there the running tasks are waited for.
         """
         if exc_type is None:
@@ -509,7 +511,7 @@ class Executor(concurrent.futures.Executor):
         with self._shutdown_lock:
             self._closed = True
         if issubclass(exc_type, KeyboardInterrupt) and isinstance(self._inner, ProcessPool):
-            self._inner.interrupt()
+            self._inner.interrupt(again=_interrupted_twice(exc_val))
             return
         self.shutdown(wait=True, cancel_futures=True)
 
@@ -807,3 +809,19 @@ def processes(
         forward_logs=forward_logs,
     )
     return Executor(pool)
+
+
+def _interrupted_twice(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (a KeyboardInterrupt) was raised while another was being handled: a second Ctrl-C.
+
+    Say the first one stopped a ``map`` and the second came while the map's
+    cleanup ran: the second replaces the first, with the first as its context.
+    """
+    seen: set[int] = set()
+    context = None if exc is None else exc.__context__
+    while context is not None and id(context) not in seen:
+        if isinstance(context, KeyboardInterrupt):
+            return True
+        seen.add(id(context))
+        context = context.__context__
+    return False

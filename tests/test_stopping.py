@@ -390,6 +390,23 @@ def test_a_second_ctrl_c_kills_the_workers(tmp_path: Path) -> None:
     assert all(gone(p) for p in pids)
 
 
+def test_a_ctrl_c_during_the_first_ones_cleanup_counts_as_the_second(tmp_path: Path) -> None:
+    """A KeyboardInterrupt raised while another was handled (say, in a map's cleanup) kills at once."""
+    ex = fk.processes(max_workers=2, stop_grace=30.0)
+    paths = [tmp_path / "a", tmp_path / "b"]
+    running = [ex.submit(h.stubborn, str(p)) for p in paths]
+    queued = ex.submit(h.mark, str(tmp_path / "queued"))
+    pids = [started(p) for p in paths]
+    second = KeyboardInterrupt()
+    second.__context__ = KeyboardInterrupt()
+    start = time.monotonic()
+    ex.__exit__(KeyboardInterrupt, second, None)
+    assert time.monotonic() - start < 10.0  # not the 30 s grace
+    wait_for(lambda: all(gone(p) for p in pids), "the workers killed")
+    assert all(f.cancelled() for f in [*running, queued])
+    assert not (tmp_path / "queued").exists()
+
+
 # --- what cannot be waited for -------------------------------------------------------------------
 
 

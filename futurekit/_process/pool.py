@@ -238,13 +238,19 @@ class ProcessPool(concurrent.futures.Executor):
         """As :meth:`terminate_workers`, with SIGKILL (which a worker cannot catch or ignore)."""
         settle_all(self._engine.terminate(kill=True))
 
-    def interrupt(self, grace: float | None = None) -> None:
+    def interrupt(self, grace: float | None = None, *, again: bool = False) -> None:
         """Ctrl-C in ``with``: cancel queued tasks, stop running ones, and wait at most ``stop_grace + 1`` s.
 
-        A second Ctrl-C while waiting kills every worker at once and waits
-        (at most a second) only for them to be reaped.
+        A second Ctrl-C while waiting, or ``again`` (one came before this
+        was called), kills every worker at once and waits (at most a second)
+        only for them to be reaped.
         """
         engine = self._engine
+        if again:
+            engine.stop_all()  # queued tasks are cancelled, never run
+            self.kill_workers()
+            engine.join(1.0)
+            return
         try:
             engine.stop_all()
             if not engine.join(engine.stop_grace + 1.0 if grace is None else grace):
