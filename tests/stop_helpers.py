@@ -16,13 +16,18 @@ LIMIT = 60.0  # no task here runs longer, whatever happens
 
 
 def _started(path: str) -> None:
-    Path(path + ".started").write_text(str(os.getpid()))
+    """Leave ``path.started`` holding this pid, whole or not at all (a test acts as soon as it sees it).
+
+    Callers write it inside their ``try``: a stop sent once the file exists lands where the task handles it.
+    """
+    Path(path + ".started.tmp").write_text(str(os.getpid()))
+    os.replace(path + ".started.tmp", path + ".started")
 
 
 def spin(path: str) -> str:
     """Append to ``path`` until stopped (or LIMIT); the finally block leaves ``path.fin``."""
-    _started(path)
     try:
+        _started(path)
         end = time.monotonic() + LIMIT
         while time.monotonic() < end:
             with open(path, "a") as out:
@@ -42,10 +47,13 @@ def spin_or_return(path: str) -> str:
 
 def stubborn(path: str) -> str:
     """Ignore every stop: catch StopRequested (any BaseException) and go on; log each one caught to ``path``."""
-    _started(path)
     end = time.monotonic() + LIMIT
+    first = True
     while time.monotonic() < end:
         try:
+            if first:
+                first = False
+                _started(path)
             while time.monotonic() < end:
                 time.sleep(0.005)
         except BaseException as exc:
