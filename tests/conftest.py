@@ -21,6 +21,9 @@ if HAVE_DASK:
 
 # Typing tests are source code checked by mypy (tests/test_static.py), never executed.
 collect_ignore = ["typing"]
+if not HAVE_DASK:
+    # It imports dask at the top; --doctest-modules would import it (and fail) where the extra is not installed.
+    collect_ignore.append("cluster_helpers.py")
 
 
 @pytest.fixture(autouse=True)
