@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import time
 import traceback
+from typing import Any
 
 import futurekit as fk
 
@@ -41,6 +42,7 @@ def _validate(text: str) -> int:
 
 
 _INSTALL_TQDM = "pip install 'futurekit[progress]'"
+_INSTALL_DASK = "pip install 'futurekit[dask]'"
 
 
 def _first(title: str) -> None:
@@ -99,4 +101,49 @@ def main() -> int:
             print("   full traceback, as the worker raised it:")
             text = "".join(traceback.format_exception(exc))
             print("     " + text.rstrip().replace("\n", "\n     "))
+
+    _cluster()
     return 0
+
+
+def _cluster() -> None:
+    """The same combinators and map on a small local dask cluster, or one line on how to get dask."""
+    _first("futurekit.dask.executor(client): the same code on a dask.distributed cluster")
+    if importlib.util.find_spec("distributed") is None:
+        print(f"   (no dask: {_INSTALL_DASK} runs this part on a local 2-worker cluster)")
+        return
+    import distributed
+
+    t0 = time.perf_counter()
+    # Worker processes, as a real cluster has: the error below crosses a process boundary. They start
+    # in about half a second here; 127.0.0.1 only, and no fixed dashboard port.
+    cluster: Any = distributed.LocalCluster(  # type: ignore[no-untyped-call]  # dask's constructors are untyped
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    )
+    try:
+        client: Any = distributed.Client(cluster)  # type: ignore[no-untyped-call]  # as above
+        try:
+            _on_cluster(client, t0)
+        finally:
+            client.close()
+    finally:
+        cluster.close()
+
+
+def _on_cluster(client: Any, t0: float) -> None:
+    """The showcase's cluster part, on a connected client (imports futurekit.dask, which needs dask)."""
+    import futurekit.dask
+
+    with futurekit.dask.executor(client) as ex:
+        print(f"   LocalCluster of 2 worker processes up in {time.perf_counter() - t0:.2f}s")
+        both = fk.gather(ex.submit(_slow_square, 2), ex.submit(str.upper, "done"))
+        print(f"   gather(square(2), upper('done')) -> {both.result(timeout=60)}")
+        t0 = time.perf_counter()
+        total = sum(ex.map(_abs, (-i for i in range(100_000))))
+        print(f"   sum(map(abs, 100,000 lazy items)) = {total}  in {time.perf_counter() - t0:.2f}s")
+        try:
+            ex.submit(_parse, "12x").result(timeout=60)
+        except ValueError as exc:
+            print(f"   {type(exc).__name__}: {exc}   (raised on a dask worker; its frames:)")
+            text = "".join(traceback.format_exception(exc))
+            print("     " + text.rstrip().replace("\n", "\n     "))

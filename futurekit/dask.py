@@ -108,11 +108,13 @@ def executor(
             thread.
         Thread safety: The executor is safe to use from any thread.
         Cancellation: ``cancel()`` succeeds until the task has finished on the
-            cluster: the future is cancelled at once and the task is released
-            on the cluster. A task that had not started never runs; one that
+            cluster. It cancels the task on the scheduler and marks it on
+            every worker (one round trip through the scheduler, a few
+            milliseconds), then cancels the future: a task whose function had
+            not begun never begins, even if a worker had it queued; one that
             is running runs to its end on its worker (dask cannot interrupt a
-            worker thread), and its result is dropped. ``running()`` is always
-            False: the client does not learn when a task starts.
+            worker thread), and its result is dropped. ``running()`` asks the
+            workers (one round trip).
     """
     options: dict[str, Any] = {}
     for name, value in (

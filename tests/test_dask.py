@@ -126,11 +126,6 @@ def test_callbacks_never_run_on_the_clients_threads_and_a_slow_one_stalls_nothin
 
 
 @on_cluster
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug: a task the scheduler has already handed to a worker's queue can still start after "
-    "cancel() returned True (about 1 run in 3 here); see docs/scaling-out.md",
-)
 def test_cancel_a_task_waiting_for_a_worker(kit: Kit, client: Any) -> None:
     running = [kit.ex.submit(h.block, i) for i in range(2)]
     kit.wait_started(2)
@@ -149,9 +144,38 @@ def test_cancel_a_task_waiting_for_a_worker(kit: Kit, client: Any) -> None:
         queued.result(timeout=0)
     kit.release.set()
     assert [f.result(timeout=TIMEOUT) for f in running] == [0, 1]
-    assert kit.ex.submit(h.add, 1).result(timeout=TIMEOUT) == 1
+    _wait_until_no_worker_holds(client, [str(inner.key)])
     assert kit.count_started() == 0  # mark(99) never ran
     assert running[0].cancel() is False  # finished futures refuse
+
+
+@on_cluster
+def test_cancel_right_after_submit_never_runs_the_task(kit: Kit, client: Any) -> None:
+    # Both worker threads are busy, so no mark() can begin before its cancel() returns: none may begin after.
+    running = [kit.ex.submit(h.block, i) for i in range(2)]
+    kit.wait_started(2)
+    queued = [kit.ex.submit(h.mark, i) for i in range(20)]
+    keys = [str(getattr(f, "inner").key) for f in queued]
+    assert [f.cancel() for f in queued] == [True] * 20
+    assert all(f.cancelled() for f in queued)
+    kit.release.set()
+    assert [f.result(timeout=TIMEOUT) for f in running] == [0, 1]
+    _wait_until_no_worker_holds(client, keys)
+    assert kit.count_started() == 0
+    assert kit.ex.submit(h.add, 1).result(timeout=TIMEOUT) == 1
+
+
+def _wait_until_no_worker_holds(client: Any, keys: list[str]) -> None:
+    """Wait until no worker holds any of ``keys``: a task that began would have counted its start by then."""
+    deadline = time.monotonic() + TIMEOUT
+    wanted = set(keys)
+    while any(wanted & set(held) for held in client.run(_worker_keys).values()):
+        assert time.monotonic() < deadline, "a worker still holds a cancelled task"
+        threading.Event().wait(0.01)
+
+
+def _worker_keys(dask_worker: Any) -> list[str]:
+    return [str(k) for k in dask_worker.state.tasks]
 
 
 def _scheduler_keys(dask_scheduler: Any) -> list[str]:

@@ -1,9 +1,9 @@
 """The adapter for a dask.distributed cluster (``futurekit.dask.executor``).
 
 A :class:`DaskPool` sends each task to the cluster with ``client.submit``, as
-``run_call(payload)`` or ``run_chunk(payload)`` (see
-:mod:`futurekit._process.worker`): the user's function and arguments travel
-inside the payload, so none of the user's keyword arguments can collide with
+``run_call_on_cluster(key, payload)`` or ``run_chunk_on_cluster(key, payload)``
+(which call the runners of :mod:`futurekit._process.worker`): the user's
+function and arguments travel inside the payload, so none of the user's keyword arguments can collide with
 ``client.submit``'s own (``key``, ``workers``, ``priority``...), and every task
 gets a fresh key, so identical calls are never merged (``Client.get_executor``
 merges them).
@@ -20,6 +20,15 @@ or lost its scheduler, every pending future fails with
 :class:`concurrent.futures.BrokenExecutor` within that time, even when the
 loop no longer runs.
 
+Cancelling (:meth:`DaskPool.cancel_tasks`): dask's own ``client.cancel`` only
+queues a message for the scheduler, which may already have sent the task to a
+worker, where it can start after the cancel returned. So futurekit also asks
+the scheduler, in one round trip, to cancel the keys there and then (nothing
+is sent to a worker after that) and to leave a marker for each key on every
+worker; the cluster runners check the marker (one dict lookup) before they
+call the user's function. Once ``cancel()`` has returned, a task whose
+function had not begun never begins; one that had begun runs to its end.
+
 Outcomes are decoded as for a foreign pool: the original exception with the
 worker's frames (:func:`futurekit._process.exceptions.rebuild`); a task whose
 workers died (dask's ``KilledWorker``) fails with
@@ -31,13 +40,15 @@ from __future__ import annotations
 import concurrent.futures
 import itertools
 import logging
+import pickle
 import queue
 import threading
+import time
 import uuid
-from collections.abc import Callable, Mapping
-from concurrent.futures import BrokenExecutor, Future
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import BrokenExecutor, CancelledError, Future
 from concurrent.futures import _base as _futures_base  # pyright: ignore[reportPrivateUsage] - the stdlib's future states
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from .._errors import WorkerCrashedError
 from .._settle import set_exception, set_result
@@ -57,6 +68,12 @@ CLUSTER_OPTIONS: Final = frozenset({"workers", "resources", "priority", "retries
 _Done = tuple["DaskFuture", Any, payload.Decoder, Callable[[], str], Any]
 
 _CLOSED_STATES: Final = frozenset({"closing", "closed", "failed"})
+
+#: Seconds a worker keeps a cancellation marker for a task that never came to it (see :func:`mark_cancelled`).
+MARKER_TTL: Final = 60.0
+
+#: The reason futurekit gives dask when it cancels a task (it shows in dask's logs and on the dask future).
+CANCEL_REASON: Final = "futurekit-cancel"
 
 
 def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -78,11 +95,11 @@ def client_closed_error(client: Any) -> RuntimeError:
 class DaskFuture(Future[Any]):
     """The caller's future of a task on the cluster. Its own state is never RUNNING; ``running()`` asks the workers.
 
-    ``cancel()`` cancels it at once and releases the task on the cluster (from
-    the settler thread, so ``cancel()`` never waits for the scheduler): a task
-    not started never runs, a running one runs to its end on its worker
-    thread and its result is dropped. It refuses once the task has finished
-    on the cluster.
+    ``cancel()`` cancels the task on the cluster (one round trip to the
+    scheduler and from it to every worker, see :meth:`DaskPool.cancel_tasks`),
+    then cancels this future: a task whose function had not begun never
+    begins; a running one runs to its end on its worker thread and its result
+    is dropped. It refuses once the task has finished on the cluster.
     """
 
     def __init__(self, pool: DaskPool, describe: Callable[[], str]) -> None:
@@ -157,15 +174,15 @@ class DaskPool(concurrent.futures.Executor):
     ) -> Future[Any]:
         """Pickle one call here (SerializationError at once) and submit it to the cluster."""
         encoded = payload.encode_call(fn, args, kwargs, main_by_value=True)
-        return self._submit(worker.run_call, encoded, fn, options)
+        return self._submit(run_call_on_cluster, encoded, fn, options)
 
     def submit_chunk(self, fn: Callable[..., Any], chunk: list[Any]) -> Future[ChunkResult]:
         """Pickle one ``map`` chunk here and submit it as one task."""
-        return self._submit(worker.run_chunk, payload.encode_chunk(fn, chunk, main_by_value=True), fn, None)
+        return self._submit(run_chunk_on_cluster, payload.encode_chunk(fn, chunk, main_by_value=True), fn, None)
 
     def _submit(
         self,
-        runner: Callable[[bytes], tuple[bool, bytes]],
+        runner: Callable[[str, bytes], tuple[bool, bytes]],
         encoded: payload.Encoded,
         fn: Callable[..., Any],
         options: Mapping[str, Any] | None,
@@ -180,7 +197,7 @@ class DaskPool(concurrent.futures.Executor):
         # A fresh key per task: never merged with an identical call; the name shows on the dashboard.
         key = f"{callable_name(fn)}-{self._prefix}-{next(self._counter)}"
         future = DaskFuture(self, describe)
-        inner = client.submit(runner, data, key=key, pure=False, **opts)
+        inner = client.submit(runner, key, data, key=key, pure=False, **opts)
         future.inner = inner
         with self._lock:
             self._live[future] = None
@@ -206,24 +223,46 @@ class DaskPool(concurrent.futures.Executor):
         self._queue.put((future, inner, decode, describe, outcome))
 
     def cancel_tasks(self, futures: list[DaskFuture]) -> None:
-        """Release these tasks on the cluster, then cancel their futures.
+        """Cancel these tasks on the cluster, then cancel their futures; futures already settling are left alone.
 
-        Waits for the scheduler to confirm (one round trip), so that a task
-        still queued on the scheduler is gone before ``cancel()`` returns.
+        dask's ``client.cancel`` only queues a message for the scheduler:
+        meanwhile the scheduler may hand the task to a worker, which may start
+        it. So this also waits for one round trip through the scheduler
+        (:func:`_cancel_on_scheduler`), which cancels the keys there at once
+        (nothing is sent to a worker after that) and leaves a marker for them
+        on every worker, which the cluster runners check before they call the
+        user's function. When this returns, a task whose function had not
+        begun never begins.
         """
-        inners: list[Any] = []
-        for future in futures:
-            with self._lock:
-                self._live.pop(future, None)
-            if future.inner is not None:
-                inners.append(future.inner)
-            future.inner = None  # the settler leaves it alone from now on
-            future.cancel_self()
-        if inners and self.client.status not in _CLOSED_STATES:
+        taken: list[DaskFuture] = []
+        with self._lock:  # whoever takes a future out of _live settles it: the settler skips these
+            for future in futures:
+                if future in self._live:
+                    del self._live[future]
+                    taken.append(future)
+        inners = [f.inner for f in taken if f.inner is not None]
+        client = self.client
+        if inners and client.status not in _CLOSED_STATES:
+            keys = [str(inner.key) for inner in inners]
             try:
-                self.client.cancel(inners, reason="futurekit-cancel", msg="cancelled through futurekit")
+                # Queued after the tasks' own submission on the same stream: cancels them even if the
+                # scheduler has not taken them in yet when the round trip below reaches it.
+                client.cancel(inners, reason=CANCEL_REASON, msg="cancelled through futurekit")
+                failed: dict[str, str] = client.run_on_scheduler(
+                    _cancel_on_scheduler,
+                    keys,
+                    client.id,
+                    pickle.dumps(mark_cancelled),
+                    pickle.dumps((keys,)),
+                )
             except Exception as err:  # a lost scheduler: the tasks are gone anyway
                 _log.warning("futurekit: cancelling on the cluster failed: %r", err)
+            else:
+                for address, error in failed.items():  # a worker that did not answer: it may still start one
+                    _log.warning("futurekit: worker %s did not take the cancellation of %s: %s", address, keys, error)
+        for future in taken:
+            future.inner = None
+            future.cancel_self()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stop accepting tasks; cancel the pending ones on request; with ``wait``, wait until all settled.
@@ -303,7 +342,9 @@ class DaskPool(concurrent.futures.Executor):
     def _settle(self, batch: list[_Done]) -> None:
         for future, inner, decode, describe, outcome in batch:
             with self._lock:
-                self._live.pop(future, None)
+                if future not in self._live:  # cancelled, or failed by _check_client: settled elsewhere
+                    continue
+                del self._live[future]
             future.inner = None
             self._settle_one(future, inner, decode, describe, outcome)
 
@@ -342,7 +383,9 @@ class DaskPool(concurrent.futures.Executor):
         for future in live:
             inner = future.inner
             with self._lock:
-                self._live.pop(future, None)
+                if future not in self._live:  # cancelled meanwhile: settled there
+                    continue
+                del self._live[future]
             future.inner = None
             if inner is None or future.done():
                 continue
@@ -390,3 +433,82 @@ def _failure(exc: BaseException | None, describe: Callable[[], str]) -> BaseExce
 def executing_keys(dask_worker: Any) -> str:
     """On a worker (through ``client.run``): the keys of the tasks its threads are executing now, one a line."""
     return "\n".join(str(key) for key, ts in dask_worker.state.tasks.items() if ts.state == "executing")
+
+
+# --------------------------------------------------------------------------- on the cluster
+
+#: On a worker: the keys of tasks cancelled through futurekit, with when (``time.monotonic()``) each was marked.
+_cancelled: dict[str, float] = {}
+
+
+def run_call_on_cluster(key: str, data: bytes) -> tuple[bool, bytes]:
+    """On a worker: :func:`futurekit._process.worker.run_call`, unless the task ``key`` was cancelled; never raises."""
+    if _cancelled.pop(key, None) is not None:
+        return _skipped(key)
+    return worker.run_call(data)
+
+
+def run_chunk_on_cluster(key: str, data: bytes) -> tuple[bool, bytes]:
+    """On a worker: :func:`futurekit._process.worker.run_chunk`, unless the task ``key`` was cancelled; never raises."""
+    if _cancelled.pop(key, None) is not None:
+        return _skipped(key)
+    return worker.run_chunk(data)
+
+
+def _skipped(key: str) -> tuple[bool, bytes]:
+    """The outcome of a task cancelled before it began (the client has dropped it; nobody reads it)."""
+    return False, exceptions.capture(CancelledError(f"futurekit: the task {key} was cancelled before it began"))
+
+
+def mark_cancelled(keys: list[str]) -> None:
+    """On a worker (sent by :func:`_cancel_on_scheduler`): let no task of ``keys`` begin here.
+
+    A marker for a task that never comes to this worker (the scheduler had
+    sent it elsewhere, or released it first) is dropped after
+    :data:`MARKER_TTL` seconds, at the next cancellation: a task the scheduler
+    sent before it cancelled the key reaches the worker long before that.
+    """
+    now = time.monotonic()
+    for key in [k for k, marked in _cancelled.items() if now - marked > MARKER_TTL]:
+        _cancelled.pop(key, None)
+    for key in keys:
+        _cancelled[key] = now
+
+
+def _scheduler_side() -> Callable[..., Awaitable[dict[str, str]]]:
+    """Build :func:`_cancel_on_scheduler` as a local function, so that it travels by value.
+
+    ``run_on_scheduler`` pickles it with cloudpickle: by value, the scheduler
+    need not have futurekit installed (only the workers run futurekit's code).
+    """
+
+    async def cancel_on_scheduler(
+        keys: list[str], client: str, mark: bytes, mark_args: bytes, dask_scheduler: Any
+    ) -> dict[str, str]:
+        """On the scheduler: cancel ``keys`` now, then mark them cancelled on every worker.
+
+        Cancelling runs the handler of the client's own "cancel-keys"
+        message, at once and on the scheduler's event loop, so no worker is
+        sent these tasks after it. Then every worker runs ``mark`` (the
+        "run" message of ``client.run``); a task sent before the cancel, still
+        queued or in flight, finds its marker when it comes to run.
+        Returns the workers that failed to take the marker, with why.
+        """
+        dask_scheduler.stream_handlers["cancel-keys"](
+            keys=keys, client=client, force=False, reason="futurekit-cancel", msg="cancelled through futurekit"
+        )
+        answers: dict[str, object] = await dask_scheduler.broadcast(
+            msg={"op": "run", "function": mark, "args": mark_args, "wait": True}, on_error="return"
+        )
+        # A worker answers {"status": "OK", ...}, or an error message, or (unreachable) an exception.
+        failed: dict[str, str] = {}
+        for address, answer in answers.items():
+            reply = answer
+            if not (isinstance(reply, dict) and cast("dict[str, object]", reply).get("status") == "OK"):
+                failed[str(address)] = repr(answer)
+        return failed
+
+    return cancel_on_scheduler
+
+
+_cancel_on_scheduler: Final = _scheduler_side()
