@@ -761,14 +761,15 @@ class Engine:
         ref = mainmodule.main_reference()
         what = "the main script" if ref is None or ref[0] == "path" else f"the main module {ref[1]}"
         where = f" {ref[1]}" if ref is not None and ref[0] == "path" else ""
+        first = _first_line(root)
+        first += "" if first.endswith(".") else "."  # a sentence, or cut with "..."
         with self.lock:
             self.broken_cause = cause
             failures = self.break_pool(
                 f"a worker process could not import {what}{where}, which spawn and forkserver workers import "
-                f"to find the functions it defines: {type(root).__name__}: {_first_line(root)}. The script's "
-                "top-level code "
-                "runs again in every worker: put it under `if __name__ == '__main__':` (or move the functions "
-                "the workers run into a module)",
+                f"to find the functions it defines: {type(root).__name__}: {first} "
+                "The script's top-level code runs again in every worker: put it under "
+                "`if __name__ == '__main__':` (or move the functions the workers run into a module)",
                 exiting=w,
             )
         settle_all(failures)
