@@ -723,11 +723,8 @@ class Engine:
                 failures.append((culprit.future, self._crash_error(w, culprit)))  # skipped if it was stopped
             # The rest had not started (a worker runs its tasks in order): back to the front.
             sent += never_read
-            if self.terminated:  # terminate_workers()/kill_workers(): nothing more runs, nothing is requeued
-                failures += [(task.future, BrokenProcessPool(_TERMINATED)) for task in sent]
-                sent = []
             for task in reversed(sent):
-                self.queue.appendleft(task)
+                self._requeue(task, failures)  # after terminate: failed instead
             if not w.stopping and w.budget != 0 and self.broken is None and not failures and not w.ran:
                 self.startup_deaths += 1  # died before running anything
                 if self.startup_deaths >= MAX_STARTUP_DEATHS:

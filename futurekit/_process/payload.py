@@ -163,8 +163,9 @@ class Deferred:
     not while ``multiprocessing`` unpickles the arguments. They are pickled
     while the process is being started, so ``multiprocessing`` objects that
     only pickle then (a ``Queue``, a ``Lock``, an ``Event``) can be among
-    them; by value with cloudpickle when plain pickle cannot, or when they name
-    ``__main__`` and the workers cannot import it (see :func:`main_importable`).
+    them; by value with cloudpickle when the workers cannot import ``__main__``
+    (see :func:`main_importable`), when they hold a function that has no
+    importable name (a lambda, a closure), or when plain pickle refuses them.
     Under "fork" nothing is pickled: :meth:`load` returns the inherited value.
     """
 
@@ -203,7 +204,7 @@ def _dumps_while_spawning(value: object) -> bytes:
         try:
             pickler.dump(value)
         except Exception:
-            pass  # something else plain pickle cannot do: by value below
+            pass  # something else plain pickle refuses: by value below (the rare case that may register twice)
         else:
             return buffer.getvalue()
     import cloudpickle

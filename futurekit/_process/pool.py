@@ -246,14 +246,9 @@ class ProcessPool(concurrent.futures.Executor):
         only for them to be reaped.
         """
         engine = self._engine
-        if again:
-            engine.stop_all()  # queued tasks are cancelled, never run
-            self.kill_workers()
-            engine.join(1.0)
-            return
         try:
             engine.stop_all()
-            if not engine.join(engine.stop_grace + 1.0 if grace is None else grace):
+            if again or not engine.join(engine.stop_grace + 1.0 if grace is None else grace):
                 self.kill_workers()
                 engine.join(1.0)
         except KeyboardInterrupt:
